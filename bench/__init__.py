@@ -1,0 +1,1 @@
+"""Benchmarks: each module compares our code with a baseline in the same run and prints ratios."""
