@@ -134,12 +134,14 @@ def escape_html(text: str) -> str:
     return "`".join(parts)
 
 
-def type_link(type_name: str, known: set[str]) -> str:
-    """A message or enum type as Markdown: a link when it is defined in these protos."""
+def type_link(type_name: str, known: set[str], package: str) -> str:
+    """A message or enum type as Markdown: a link when it is defined in these protos, named relative to
+    `package` (the package being rendered)."""
     name = type_name.lstrip(".")
+    label = name.removeprefix(f"{package}.")
     if name in known:
-        return f"[`{name}`](#{anchor(name)})"
-    return f"`{name}`"
+        return f"[`{label}`](#{anchor(name)})"
+    return f"`{label}`"
 
 
 def anchor(full_name: str) -> str:
@@ -150,16 +152,21 @@ def field_type(
     field: descriptor_pb2.FieldDescriptorProto,
     map_entries: dict[str, descriptor_pb2.DescriptorProto],
     known: set[str],
+    package: str,
 ) -> str:
     if field.type_name.lstrip(".") in map_entries:
-        key, value = map_entries[field.type_name.lstrip(".")].field
-        return f"map&lt;{field_type(key, map_entries, known)}, {field_type(value, map_entries, known)}&gt;"
+        key, value = (
+            field_type(f, map_entries, known, package) for f in map_entries[field.type_name.lstrip(".")].field
+        )
+        return f"map&lt;{key}, {value}&gt;"
     if field.type in (FDP.TYPE_MESSAGE, FDP.TYPE_ENUM):
-        rendered = type_link(field.type_name, known)
+        rendered = type_link(field.type_name, known, package)
     else:
         rendered = f"`{SCALAR_NAMES[field.type]}`"
     if field.label == FDP.LABEL_REPEATED:
         return f"repeated {rendered}"
+    if field.proto3_optional:
+        return f"optional {rendered}"
     return rendered
 
 
@@ -233,8 +240,8 @@ def render_file(
             stream = "stream " if method.server_streaming else ""
             client_stream = "stream " if method.client_streaming else ""
             out.append(
-                f"| `{method.name}` | {client_stream}{type_link(method.input_type, known)} "
-                f"| {stream}{type_link(method.output_type, known)} "
+                f"| `{method.name}` | {client_stream}{type_link(method.input_type, known, file.package)} "
+                f"| {stream}{type_link(method.output_type, known, file.package)} "
                 f"| {to_cell(comments.get((*s_path, SERVICE_METHOD, m_index), ''))} |"
             )
         out.append("")
@@ -250,7 +257,7 @@ def render_file(
             description = to_cell(comments.get((*path, MESSAGE_FIELD, f_index), ""))
             if field.HasField("oneof_index") and not field.proto3_optional:
                 description = f"One of `{message.oneof_decl[field.oneof_index].name}`. {description}"
-            rendered_type = field_type(field, map_entries, known)
+            rendered_type = field_type(field, map_entries, known, file.package)
             out.append(f"| {field.number} | `{field.name}` | {rendered_type} | {description} |")
         out.append("")
         for o_index, oneof in enumerate(message.oneof_decl):
