@@ -149,7 +149,7 @@ def instruments_info(venue: Venue, call: Call) -> dict[str, Any]:
     symbol = p.get("symbol")
     items = [venue.catalog.get(category, str(symbol))] if symbol else venue.catalog.all(category)
     rows, cursor = page([instrument_row(i) for i in items], p, 500, 1000)
-    return {"category": category, "list": rows, "nextPageCursor": cursor}
+    return {"list": rows, "nextPageCursor": cursor}
 
 
 def orderbook(venue: Venue, call: Call) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def realtime(venue: Venue, call: Call) -> dict[str, Any]:
     else:
         chosen = [o for o in chosen if not o.is_open][-500:]
     rows, cursor = page([order_rest(o) for o in _newest_first(chosen)], p, 20, 50)
-    return {"category": category, "list": rows, "nextPageCursor": cursor}
+    return {"list": rows, "nextPageCursor": cursor}
 
 
 def history(venue: Venue, call: Call) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def history(venue: Venue, call: Call) -> dict[str, Any]:
     end = int_param(p, "endTime", 2**62, 0, 2**62)
     chosen = [o for o in call.account.orders.values() if _matches(o, p) and start <= o.created_ms <= end]
     rows, cursor = page([order_rest(o) for o in _newest_first(chosen)], p, 20, 50)
-    return {"category": category, "list": rows, "nextPageCursor": cursor}
+    return {"list": rows, "nextPageCursor": cursor}
 
 
 def executions(venue: Venue, call: Call) -> dict[str, Any]:

@@ -47,6 +47,7 @@ class PrivateStreams:
         if op == "ping":
             conn.send_json({"req_id": req_id, "op": "pong", "args": [str(now)], "conn_id": conn.conn_id})
             return
+        echo = {"req_id": req_id} if "req_id" in msg else {}
         if op == "auth":
             try:
                 key = auth.verify_stream(self.venue.accounts, list(msg.get("args") or []), now)
@@ -54,28 +55,21 @@ class PrivateStreams:
                 auth.check_ip(key, remote or "")
             except BybitError as exc:
                 conn.send_json(
-                    {
-                        "success": False,
-                        "ret_msg": exc.message,
-                        "op": "auth",
-                        "conn_id": conn.conn_id,
-                        "req_id": req_id,
-                    }
+                    {"success": False, "ret_msg": exc.message, "op": "auth", "conn_id": conn.conn_id, **echo}
                 )
                 return
             conn.uid = key.uid
             self.by_uid.setdefault(key.uid, set()).add(conn)
-            conn.send_json(
-                {"success": True, "ret_msg": "", "op": "auth", "conn_id": conn.conn_id, "req_id": req_id}
-            )
+            conn.send_json({"success": True, "ret_msg": "", "op": "auth", "conn_id": conn.conn_id, **echo})
             return
         reply: dict[str, Any] = {
             "success": True,
             "ret_msg": "",
             "op": op,
             "conn_id": conn.conn_id,
-            "req_id": req_id,
         }
+        if "req_id" in msg:
+            reply["req_id"] = req_id
         args = [str(a) for a in msg.get("args") or []]
         if op in ("subscribe", "unsubscribe"):
             if conn.uid is None:

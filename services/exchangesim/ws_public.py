@@ -15,6 +15,7 @@ from services.exchangesim.streams import Connection, serve
 from services.exchangesim.venue import Venue
 from services.exchangesim.wire import bar_stream
 
+REST_ONLY_TICKER_KEYS = ("predictedDeliveryPrice", "basisRate", "basis", "deliveryFeeRate", "deliveryTime")
 BOOK_DEPTHS = {"linear": (1, 50, 200, 500), "spot": (1, 50, 200)}
 
 
@@ -109,9 +110,10 @@ class PublicStreams:
             "success": True,
             "ret_msg": "",
             "conn_id": conn.conn_id,
-            "req_id": req_id,
             "op": op,
         }
+        if "req_id" in msg:
+            reply["req_id"] = req_id
         if op == "ping":
             conn.send_json({**reply, "ret_msg": "pong"})
             return
@@ -148,9 +150,9 @@ class PublicStreams:
             if feed is None:
                 feed = self.books[topic] = BookFeed(inst, int(topic.split(".")[1]))
                 feed.update(*self.venue.market.book(inst, feed.depth))
-            conn.send(self._envelope(topic, "snapshot", feed.snapshot(), cts=True))
+            conn.send(self._envelope(topic, "snapshot", feed.snapshot()))
         elif kind == "tickers":
-            row = rest_market.ticker(self.venue, inst)
+            row = self._ticker(inst)
             self._tickers.setdefault(topic, row)
             conn.send(self._envelope(topic, "snapshot", row, cs=True))
         elif kind == "kline":
@@ -160,11 +162,15 @@ class PublicStreams:
                 data = [bar_stream(bar, interval, False, self.venue.market.now_ms())]
                 conn.send(self._envelope(topic, "snapshot", data))
 
-    def _envelope(self, topic: str, kind: str, data: Any, cts: bool = False, cs: bool = False) -> str:
+    def _ticker(self, inst: Instrument) -> dict[str, Any]:
+        row = rest_market.ticker(self.venue, inst)
+        for key in REST_ONLY_TICKER_KEYS:
+            row.pop(key, None)
+        return row
+
+    def _envelope(self, topic: str, kind: str, data: Any, cs: bool = False) -> str:
         now = self.venue.market.now_ms()
         msg: dict[str, Any] = {"topic": topic, "type": kind, "ts": now, "data": data}
-        if cts:
-            msg["cts"] = now
         if cs:
             msg["cs"] = self.venue.market.minute
         return json.dumps(msg, separators=(",", ":"))
@@ -196,9 +202,9 @@ class PublicStreams:
                 feed = self.books[topic]
                 delta = feed.update(*market.book(inst, feed.depth))
                 if delta is not None:
-                    self.fan_out(topic, self._envelope(topic, "delta", delta, cts=True))
+                    self.fan_out(topic, self._envelope(topic, "delta", delta))
             elif kind == "tickers":
-                row = rest_market.ticker(self.venue, inst)
+                row = self._ticker(inst)
                 if self.category == "spot":
                     self.fan_out(topic, self._envelope(topic, "snapshot", row, cs=True))
                     continue
