@@ -34,7 +34,7 @@ proto: $(STAMP) ## Generate Python code and .pyi stubs from proto/ into gen/
 	@touch $(PROTO_STAMP)
 
 run: $(STAMP) $(PROTO_STAMP) ## Start the whole platform locally (embedded PostgreSQL, NATS, OpenBao, simulator, services)
-	$(PY) -m services.launcher
+	$(PY) -m services.devstack
 
 lint: $(STAMP) $(PROTO_STAMP) ## ruff (lint and format check) and mypy
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,73 @@
+"""PostgreSQL through SQLModel: one schema per service, and Alembic migrations per service.
+
+Each service owns `services/<name>/migrations/` (an Alembic script folder whose env.py only calls
+`run_migrations_env`). Migrations run at start-up (`migrate`); the version table lives in the
+service's own schema, so services migrate independently in one cluster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import Engine, text
+from sqlmodel import MetaData, create_engine
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept the usual `postgres://` / `postgresql://` forms and pick the psycopg2 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, schema: str, *, pool_size: int = 5) -> Engine:
+    """An engine whose connections see `schema` first, so models need no schema prefix."""
+    return create_engine(
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        pool_pre_ping=True,
+        connect_args={"options": f"-csearch_path={schema},public"},
+    )
+
+
+def ensure_schema(engine: Engine, schema: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+
+
+def alembic_config(migrations: Path, url: str, schema: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+    config.attributes["schema"] = schema
+    return config
+
+
+def migrate(migrations: Path, url: str, schema: str, revision: str = "head") -> None:
+    """Bring `schema` to `revision` with the scripts in `migrations` (idempotent; run at every start)."""
+    engine = make_engine(url, schema, pool_size=1)
+    try:
+        ensure_schema(engine, schema)
+    finally:
+        engine.dispose()
+    command.upgrade(alembic_config(migrations, url, schema), revision)
+
+
+def run_migrations_env(metadata: MetaData | None) -> None:
+    """Body of every service's migrations/env.py (online mode only: we always have a database)."""
+    config = context.config
+    schema = config.attributes["schema"]
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or "", schema, pool_size=1)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table_schema=schema,
+            include_schemas=False,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()

