@@ -13,7 +13,9 @@ from services.exchangesim.app import SimConfig, Simulator
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(SimConfig(port=0, paused=True, seed=7, funding_rate=Decimal("0.0001"), idle_timeout_s=30))
+    simulator = Simulator(
+        SimConfig(port=0, paused=True, seed=7, funding_rate=Decimal("0.0001"), idle_timeout_s=30)
+    )
     await simulator.start()
     try:
         yield simulator

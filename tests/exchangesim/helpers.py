@@ -14,9 +14,13 @@ import aiohttp
 from services.exchangesim.accounts import ApiKey
 
 
-def signed_headers(key: ApiKey, payload: str, timestamp: int | None = None, window: int = 5000) -> dict[str, str]:
+def signed_headers(
+    key: ApiKey, payload: str, timestamp: int | None = None, window: int = 5000
+) -> dict[str, str]:
     ts = str(timestamp if timestamp is not None else int(time.time() * 1000))
-    sig = hmac.new(key.secret.encode(), f"{ts}{key.key}{window}{payload}".encode(), hashlib.sha256).hexdigest()
+    sig = hmac.new(
+        key.secret.encode(), f"{ts}{key.key}{window}{payload}".encode(), hashlib.sha256
+    ).hexdigest()
     return {
         "X-BAPI-API-KEY": key.key,
         "X-BAPI-TIMESTAMP": ts,

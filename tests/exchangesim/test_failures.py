@@ -12,7 +12,14 @@ from services.exchangesim.accounts import ApiKey
 from services.exchangesim.app import SimConfig, Simulator
 from tests.exchangesim.helpers import get, post, signed_headers
 
-ORDER = {"category": "linear", "symbol": "SOLUSDT", "side": "Buy", "orderType": "Limit", "qty": "1", "price": "100"}
+ORDER = {
+    "category": "linear",
+    "symbol": "SOLUSDT",
+    "side": "Buy",
+    "orderType": "Limit",
+    "qty": "1",
+    "price": "100",
+}
 
 
 async def _truth(http: aiohttp.ClientSession, sim: Simulator, key: ApiKey) -> tuple[Any, ...]:
@@ -24,7 +31,13 @@ async def _truth(http: aiohttp.ClientSession, sim: Simulator, key: ApiKey) -> tu
 
 
 async def _rejected(
-    http: aiohttp.ClientSession, sim: Simulator, key: ApiKey, body: dict[str, Any], code: int, words: str, **kw: Any
+    http: aiohttp.ClientSession,
+    sim: Simulator,
+    key: ApiKey,
+    body: dict[str, Any],
+    code: int,
+    words: str,
+    **kw: Any,
 ) -> dict[str, Any]:
     before = await _truth(http, sim, key)
     _, answer, headers = await post(http, sim.http_url, key, "/v5/order/create", body, **kw)
@@ -56,7 +69,9 @@ async def test_body_is_verified_as_sent(sim: Simulator, http: aiohttp.ClientSess
     """Compact JSON in insertion order (not pybit's style) verifies too: the raw bytes are signed."""
     key = sim.create_account({"USDT": "1000"})
     raw = '{"symbol":"SOLUSDT","category":"linear","side":"Buy","orderType":"Limit","qty":"1","price":"100"}'
-    async with http.post(sim.http_url + "/v5/order/create", data=raw, headers=signed_headers(key, raw)) as resp:
+    async with http.post(
+        sim.http_url + "/v5/order/create", data=raw, headers=signed_headers(key, raw)
+    ) as resp:
         assert (await resp.json())["retCode"] == 0
 
 
@@ -67,19 +82,35 @@ async def test_order_validation_failures(sim: Simulator, http: aiohttp.ClientSes
     await _rejected(http, sim, key, {**ORDER, "symbol": "NOPEUSDT"}, 10001, "symbol invalid")
     await _rejected(http, sim, key, {**ORDER, "qty": "0.01"}, 10001, "qtyStep")
     await _rejected(http, sim, key, {**ORDER, "qty": "500"}, 110007, "ab not enough")
-    spot = {"category": "spot", "symbol": "SOLUSDT", "side": "Buy", "orderType": "Limit", "qty": "0.0001", "price": "100"}
+    spot = {
+        "category": "spot",
+        "symbol": "SOLUSDT",
+        "side": "Buy",
+        "orderType": "Limit",
+        "qty": "0.0001",
+        "price": "100",
+    }
     await _rejected(http, sim, key, spot, 170137, "too many decimals")
     await _rejected(http, sim, key, {**spot, "qty": "100"}, 170131, "Insufficient balance")
 
     _, first, _ = await post(http, sim.http_url, key, "/v5/order/create", {**ORDER, "orderLinkId": "once"})
     assert first["retCode"] == 0
     await _rejected(http, sim, key, {**ORDER, "orderLinkId": "once"}, 110072, "OrderLinkedID is duplicate")
-    _, spot_first, _ = await post(http, sim.http_url, key, "/v5/order/create", {**spot, "qty": "0.1", "orderLinkId": "s"})
+    _, spot_first, _ = await post(
+        http, sim.http_url, key, "/v5/order/create", {**spot, "qty": "0.1", "orderLinkId": "s"}
+    )
     assert spot_first["retCode"] == 0
-    await _rejected(http, sim, key, {**spot, "qty": "0.1", "orderLinkId": "s"}, 170141, "Duplicate clientOrderId")
+    await _rejected(
+        http, sim, key, {**spot, "qty": "0.1", "orderLinkId": "s"}, 170141, "Duplicate clientOrderId"
+    )
 
-    _, missing, _ = await post(http, sim.http_url, key, "/v5/order/cancel",
-                               {"category": "linear", "symbol": "SOLUSDT", "orderId": "nope"})
+    _, missing, _ = await post(
+        http,
+        sim.http_url,
+        key,
+        "/v5/order/cancel",
+        {"category": "linear", "symbol": "SOLUSDT", "orderId": "nope"},
+    )
     assert missing["retCode"] == 110001
     lev = {"category": "linear", "symbol": "SOLUSDT", "buyLeverage": "10", "sellLeverage": "10"}
     _, same, _ = await post(http, sim.http_url, key, "/v5/position/set-leverage", lev)
@@ -90,7 +121,9 @@ async def test_rate_limit_per_key_and_endpoint(sim: Simulator, http: aiohttp.Cli
     key = sim.create_account({"USDT": "100000"})
     answers = []
     for i in range(11):
-        _, body, headers = await post(http, sim.http_url, key, "/v5/order/create", {**ORDER, "orderLinkId": f"r{i}"})
+        _, body, headers = await post(
+            http, sim.http_url, key, "/v5/order/create", {**ORDER, "orderLinkId": f"r{i}"}
+        )
         answers.append((body, headers))
     body, headers = answers[-1]
     assert [b["retCode"] for b, _ in answers[:10]] == [0] * 10
@@ -124,8 +157,10 @@ async def test_ip_limit_bans_with_403(tight_sim: Simulator, http: aiohttp.Client
 
 
 async def test_query_api_reports_permissions(sim: Simulator, http: aiohttp.ClientSession) -> None:
-    async with http.post(sim.http_url + "/admin/accounts",
-                         json={"balances": {"USDT": "5"}, "withdraw": True, "read_only": True}) as resp:
+    async with http.post(
+        sim.http_url + "/admin/accounts",
+        json={"balances": {"USDT": "5"}, "withdraw": True, "read_only": True},
+    ) as resp:
         made = await resp.json()
     key = ApiKey(key=made["apiKey"], secret=made["apiSecret"], uid=made["uid"])
     _, body, _ = await get(http, sim.http_url, key, "/v5/user/query-api", "")

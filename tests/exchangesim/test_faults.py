@@ -14,7 +14,14 @@ from services.exchangesim.app import SimConfig, Simulator
 from services.exchangesim.pybit_host import point_pybit_at
 from tests.exchangesim.helpers import get, post, wait_for
 
-ORDER = {"category": "linear", "symbol": "SOLUSDT", "side": "Buy", "orderType": "Limit", "qty": "1", "price": "100"}
+ORDER = {
+    "category": "linear",
+    "symbol": "SOLUSDT",
+    "side": "Buy",
+    "orderType": "Limit",
+    "qty": "1",
+    "price": "100",
+}
 
 
 async def _fault(http: aiohttp.ClientSession, sim: Simulator, **rule: Any) -> None:
@@ -67,15 +74,20 @@ async def test_delay_and_hang(sim: Simulator, http: aiohttp.ClientSession) -> No
 def _accept_then_timeout(sim: Simulator, key: Any) -> None:
     session = HTTP(testnet=False, api_key=key.key, api_secret=key.secret, timeout=0.5, max_retries=1)
     point_pybit_at(sim.http_url, session)
-    requests.post(sim.http_url + "/admin/faults", json={"kind": "accept_timeout", "delay_ms": 2000, "count": 1,
-                                                          "path": "/v5/order/create"}, timeout=5)
+    requests.post(
+        sim.http_url + "/admin/faults",
+        json={"kind": "accept_timeout", "delay_ms": 2000, "count": 1, "path": "/v5/order/create"},
+        timeout=5,
+    )
     try:
         session.place_order(**ORDER, orderLinkId="sig-1")
         raise AssertionError("the reply should time out")
     except requests.exceptions.RequestException:
         pass
     # the order exists although the client never heard back: look it up, never re-place
-    found = session.get_open_orders(category="linear", symbol="SOLUSDT", orderLinkId="sig-1")["result"]["list"]
+    found = session.get_open_orders(category="linear", symbol="SOLUSDT", orderLinkId="sig-1")["result"][
+        "list"
+    ]
     assert [o["orderLinkId"] for o in found] == ["sig-1"]
 
 
@@ -101,9 +113,13 @@ async def test_clock_controls(sim: Simulator, http: aiohttp.ClientSession) -> No
     async with http.post(sim.http_url + "/admin/clock", json={"action": "step", "candles": 3}) as resp:
         after = await resp.json()
     assert after["now_ms"] - before["now_ms"] == 3 * 3_600_000
-    _, kl, _ = await get(http, sim.http_url, None, "/v5/market/kline", "category=linear&symbol=SOLUSDT&interval=60&limit=1")
+    _, kl, _ = await get(
+        http, sim.http_url, None, "/v5/market/kline", "category=linear&symbol=SOLUSDT&interval=60&limit=1"
+    )
     assert int(kl["result"]["list"][0][0]) == after["now_ms"]  # the bar just opened
-    async with http.post(sim.http_url + "/admin/clock", json={"action": "speed", "seconds_per_candle": 0.6}) as resp:
+    async with http.post(
+        sim.http_url + "/admin/clock", json={"action": "speed", "seconds_per_candle": 0.6}
+    ) as resp:
         assert (await resp.json())["seconds_per_candle"] == 0.6
     async with http.post(sim.http_url + "/admin/clock", json={"action": "resume"}) as resp:
         assert (await resp.json())["paused"] is False

@@ -46,27 +46,70 @@ def same_shape(ours: Any, theirs: Any, where: str = "$", extras: frozenset[str] 
         assert type(ours) is type(theirs), f"{where}: {type(ours).__name__} {ours!r}, sample has {theirs!r}"
 
 
-
-
 async def test_rest_shapes(sim: Simulator, http: aiohttp.ClientSession) -> None:
     key = sim.create_account({"USDT": "10000"})
     base = sim.http_url
-    await post(http, base, key, "/v5/order/create",
-               {"category": "linear", "symbol": "SOLUSDT", "side": "Buy", "orderType": "Market", "qty": "2"})
-    await post(http, base, key, "/v5/order/create",
-               {"category": "linear", "symbol": "SOLUSDT", "side": "Buy", "orderType": "Limit", "qty": "1",
-                "price": "100", "orderLinkId": "shape-1"})
-    await post(http, base, key, "/v5/order/create",
-               {"category": "linear", "symbol": "SOLUSDT", "side": "Buy", "orderType": "Limit", "qty": "1",
-                "price": "101", "orderLinkId": "shape-2"})
-    await post(http, base, key, "/v5/order/cancel", {"category": "linear", "symbol": "SOLUSDT", "orderLinkId": "shape-2"})
+    await post(
+        http,
+        base,
+        key,
+        "/v5/order/create",
+        {"category": "linear", "symbol": "SOLUSDT", "side": "Buy", "orderType": "Market", "qty": "2"},
+    )
+    await post(
+        http,
+        base,
+        key,
+        "/v5/order/create",
+        {
+            "category": "linear",
+            "symbol": "SOLUSDT",
+            "side": "Buy",
+            "orderType": "Limit",
+            "qty": "1",
+            "price": "100",
+            "orderLinkId": "shape-1",
+        },
+    )
+    await post(
+        http,
+        base,
+        key,
+        "/v5/order/create",
+        {
+            "category": "linear",
+            "symbol": "SOLUSDT",
+            "side": "Buy",
+            "orderType": "Limit",
+            "qty": "1",
+            "price": "101",
+            "orderLinkId": "shape-2",
+        },
+    )
+    await post(
+        http,
+        base,
+        key,
+        "/v5/order/cancel",
+        {"category": "linear", "symbol": "SOLUSDT", "orderLinkId": "shape-2"},
+    )
     sim.clock.step_candles(1)
     checks = [
-        ("http_get_klines_linear", "/v5/market/kline", "category=linear&symbol=SOLUSDT&interval=60&limit=3", False),
+        (
+            "http_get_klines_linear",
+            "/v5/market/kline",
+            "category=linear&symbol=SOLUSDT&interval=60&limit=3",
+            False,
+        ),
         ("http_get_instruments_linear", "/v5/market/instruments-info", "category=linear", False),
         ("http_get_instruments_spot", "/v5/market/instruments-info", "category=spot", False),
         ("http_get_orderbook", "/v5/market/orderbook", "category=linear&symbol=SOLUSDT&limit=3", False),
-        ("http_get_trades_recent", "/v5/market/recent-trade", "category=linear&symbol=SOLUSDT&limit=2", False),
+        (
+            "http_get_trades_recent",
+            "/v5/market/recent-trade",
+            "category=linear&symbol=SOLUSDT&limit=2",
+            False,
+        ),
         ("http_get_orders_realtime", "/v5/order/realtime", "category=linear&symbol=SOLUSDT", True),
         ("http_get_orders_history", "/v5/order/history", "category=linear&symbol=SOLUSDT", True),
         ("http_get_executions", "/v5/execution/list", "category=linear&symbol=SOLUSDT", True),
@@ -95,7 +138,7 @@ def _auth_message(key: Any) -> str:
 
 
 async def _collect(ws: aiohttp.ClientWebSocketResponse, seconds: float = 0.3) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
         left = deadline - asyncio.get_running_loop().time()
@@ -114,23 +157,46 @@ def _by_topic(messages: list[dict[str, Any]], prefix: str, kind: str | None = No
     for m in messages:
         if str(m.get("topic", "")).startswith(prefix) and (kind is None or m.get("type") == kind):
             return m
-    raise AssertionError(f"no {prefix} {kind or ''} message among {[m.get('topic') or m.get('op') for m in messages]}")
+    raise AssertionError(
+        f"no {prefix} {kind or ''} message among {[m.get('topic') or m.get('op') for m in messages]}"
+    )
 
 
 async def test_stream_shapes(sim: Simulator, http: aiohttp.ClientSession) -> None:
     key = sim.create_account({"USDT": "10000"})
-    async with http.ws_connect(sim.ws_url + "/v5/public/linear") as pub, http.ws_connect(
-        sim.ws_url + "/v5/private"
-    ) as priv:
-        await pub.send_str(json.dumps({"op": "subscribe", "req_id": "sub-1", "args": [
-            "kline.60.SOLUSDT", "tickers.SOLUSDT", "orderbook.50.SOLUSDT", "publicTrade.SOLUSDT"]}))
+    async with (
+        http.ws_connect(sim.ws_url + "/v5/public/linear") as pub,
+        http.ws_connect(sim.ws_url + "/v5/private") as priv,
+    ):
+        await pub.send_str(
+            json.dumps(
+                {
+                    "op": "subscribe",
+                    "req_id": "sub-1",
+                    "args": [
+                        "kline.60.SOLUSDT",
+                        "tickers.SOLUSDT",
+                        "orderbook.50.SOLUSDT",
+                        "publicTrade.SOLUSDT",
+                    ],
+                }
+            )
+        )
         await pub.send_str(json.dumps({"op": "subscribe", "args": ["invalid.topic.SOLUSDT"]}))
         await priv.send_str(_auth_message(key))
-        await priv.send_str(json.dumps({"op": "subscribe", "req_id": "p1",
-                                        "args": ["order", "execution", "position", "wallet"]}))
+        await priv.send_str(
+            json.dumps(
+                {"op": "subscribe", "req_id": "p1", "args": ["order", "execution", "position", "wallet"]}
+            )
+        )
         await asyncio.sleep(0.1)
-        await post(http, sim.http_url, key, "/v5/order/create",
-                   {"category": "linear", "symbol": "SOLUSDT", "side": "Buy", "orderType": "Market", "qty": "2"})
+        await post(
+            http,
+            sim.http_url,
+            key,
+            "/v5/order/create",
+            {"category": "linear", "symbol": "SOLUSDT", "side": "Buy", "orderType": "Market", "qty": "2"},
+        )
         sim.clock.step_candles(1)
         public = await _collect(pub)
         private = await _collect(priv)
