@@ -1,4 +1,3 @@
-# ruff: noqa: PLR0917  (compiled kernels take positional arguments only)
 """Heikin Ashi candles. State: the previous HA open and close (NaN before the first bar)."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# ruff: noqa: PLR0917  (compiled kernels take positional arguments only)
 """RSI, Stochastic RSI and the Elliott Wave Oscillator (EWO).
 
 State rows:

@@ -1,4 +1,3 @@
-# ruff: noqa: PLR0917  (compiled kernels take positional arguments only)
 """UT Bot: an ATR trailing stop on the close (or the Heikin Ashi close) with buy/sell on crossing it.
 
 State of the trailing stop: the previous source and the previous stop (NaN while undefined). The

@@ -1,4 +1,3 @@
-# ruff: noqa: PLR0917  (compiled kernels take positional arguments only)
 """True range and ATR (TradingView's `ta.atr`: TR[0] = H-L, then RMA of TR, first value at n-1).
 
 State rows: TR [previous close]; ATR [previous close, RMA state (seen, acc)].

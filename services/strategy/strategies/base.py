@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -110,6 +110,31 @@ class Signals:
     long_exit: BoolArray
     short_exit: BoolArray
     stop_distance: FloatArray
+    # Why: each rule's result and the indicator values it read, bar by bar (batch form only).
+    long_conditions: Mapping[str, BoolArray] = field(default_factory=dict)
+    short_conditions: Mapping[str, BoolArray] = field(default_factory=dict)
+    values: Mapping[str, FloatArray] = field(default_factory=dict)
+
+    def reasons_at(self, bars: npt.NDArray[np.int64], sides: FloatArray) -> list[dict[str, Any]]:
+        """The reasons behind the signals at `bars` (+1 long, -1 short), gathered for all at once."""
+        taken = {
+            1: {name: held[bars].tolist() for name, held in self.long_conditions.items()},
+            -1: {name: held[bars].tolist() for name, held in self.short_conditions.items()},
+        }
+        values = {name: col[bars].tolist() for name, col in self.values.items()}
+        out = []
+        for j, side in enumerate(sides.tolist()):
+            s = 1 if side > 0 else -1
+            out.append(
+                {
+                    "conditions": {name: bool(held[j]) for name, held in taken[s].items()},
+                    "values": {
+                        name: (None if math.isnan(v) else v)
+                        for name, v in ((n, c[j]) for n, c in values.items())
+                    },
+                }
+            )
+        return out
 
 
 class Strategy(ABC):

@@ -1,4 +1,3 @@
-# ruff: noqa: PLR0917  (compiled kernels take positional arguments only)
 """The PPP Vishva indicator set: batch columns over whole arrays, and a live step over many groups.
 
 The batch form runs each stand-alone indicator's compiled batch loop. The live form (`group_step`)

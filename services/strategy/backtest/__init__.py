@@ -1,0 +1,1 @@
+"""Backtests: candles in; trades, equity curve and metrics out; JSON/HTML/PNG reports."""

@@ -1,0 +1,1 @@
+"""Live evaluation: many bots of one symbol and timeframe stepped together, one vectorised step per candle."""

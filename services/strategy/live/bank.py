@@ -1,0 +1,137 @@
+"""A bank of live bots on one symbol and timeframe: positions, stops, cooldown and sizing as arrays.
+
+The strategy's `LiveKernel` turns each closed candle into signals for all bots at once; the bank
+applies what the backtester applies (stop first, then take-profit, against the bar's high/low; exit on
+the opposite signal at the close; cooldown after a losing exit; flat-only entries) and sizes entries in
+Decimal. Entries are assumed filled at the signal close until the execution service reports the real
+fill with `confirm_fill`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from services.strategy.sizing import Instrument, size_position
+from services.strategy.strategies.base import ParamValues, Strategy
+
+
+def _dec(x: float) -> Decimal:
+    return Decimal(repr(float(x)))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one bot does on a candle; `reasons` say why."""
+
+    bot: int
+    action: str  # enter_long, enter_short, exit, skipped
+    price: float
+    qty: Decimal = Decimal(0)
+    stop: float = float("nan")
+    take_profit: float = float("nan")
+    reason: str = ""
+    reasons: dict[str, Any] = field(default_factory=dict)
+
+
+class BotBank:
+    def __init__(
+        self, strategy: Strategy, bots: list[ParamValues], instrument: Instrument, equity: list[Decimal]
+    ) -> None:
+        self.strategy = strategy
+        self.instrument = instrument
+        self.params = bots
+        self.kernel = strategy.live_kernel(bots, shorts_allowed=instrument.shorts_allowed)
+        n = len(bots)
+        self.equity = list(equity)
+        self.side = np.zeros(n, dtype=np.int8)
+        self.entry = np.full(n, np.nan)
+        self.stop = np.full(n, np.nan)
+        self.take_profit = np.full(n, np.nan)
+        self.qty: list[Decimal] = [Decimal(0)] * n
+        self.cooldown_until = np.full(n, -1, dtype=np.int64)
+        plans = [strategy.exit_plan(p) for p in bots]
+        self.tp_rr = np.array([p.tp_rr for p in plans])
+        self.cooldown = np.array([p.cooldown_bars for p in plans], dtype=np.int64)
+        self.plans = plans
+        self.bar = -1
+
+    def state_bytes(self) -> int:
+        arrays = (
+            self.side,
+            self.entry,
+            self.stop,
+            self.take_profit,
+            self.cooldown_until,
+            self.tp_rr,
+            self.cooldown,
+        )
+        return self.kernel.state_bytes() + sum(a.nbytes for a in arrays)
+
+    def step(self, op: float, high: float, low: float, close: float) -> list[Decision]:
+        self.bar += 1
+        decisions: list[Decision] = []
+        long_pos, short_pos = self.side == 1, self.side == -1
+        stop_hit = (long_pos & (low <= self.stop)) | (short_pos & (high >= self.stop))
+        tp_hit = ~stop_hit & (
+            (long_pos & (high >= self.take_profit)) | (short_pos & (low <= self.take_profit))
+        )
+        for i in np.flatnonzero(stop_hit):
+            decisions.append(self._exit(int(i), float(self.stop[i]), "stop_loss"))
+        for i in np.flatnonzero(tp_hit):
+            decisions.append(self._exit(int(i), float(self.take_profit[i]), "take_profit"))
+        sig = self.kernel.step(op, high, low, close)
+        opposite = ((self.side == 1) & sig.long_exit) | ((self.side == -1) & sig.short_exit)
+        for i in np.flatnonzero(opposite):
+            decisions.append(self._exit(int(i), close, "opposite_signal"))
+        ready = (self.side == 0) & (self.bar >= self.cooldown_until)
+        for i in np.flatnonzero(ready & (sig.long_entry | sig.short_entry)):
+            side = 1 if sig.long_entry[i] else -1
+            decisions.append(self._enter(int(i), side, close, float(sig.stop_distance[i])))
+        return decisions
+
+    def _exit(self, i: int, price: float, reason: str) -> Decision:
+        pnl = (price - self.entry[i]) * self.side[i]
+        if pnl < 0:
+            self.cooldown_until[i] = self.bar + self.cooldown[i]
+        qty = self.qty[i]
+        self.side[i] = 0
+        self.qty[i] = Decimal(0)
+        return Decision(i, "exit", price, qty, reason=reason)
+
+    def _enter(self, i: int, side: int, close: float, distance: float) -> Decision:
+        reasons = self.kernel.explain(i, side, close)
+        plan = self.plans[i]
+        entry = _dec(close)
+        stop = entry - side * _dec(distance)
+        sized = size_position(
+            equity=self.equity[i],
+            entry=entry,
+            stop=stop,
+            risk_per_trade=_dec(plan.risk_per_trade),
+            leverage=_dec(plan.leverage),
+            max_position_notional=_dec(plan.max_position_notional),
+            instrument=self.instrument,
+        )
+        action = "enter_long" if side > 0 else "enter_short"
+        tp = close + side * self.tp_rr[i] * distance
+        if sized.skipped:
+            return Decision(
+                i, "skipped", close, sized.qty, close - side * distance, tp, sized.skipped_reason, reasons
+            )
+        self.side[i] = side
+        self.entry[i] = close
+        self.stop[i] = close - side * distance
+        self.take_profit[i] = tp
+        self.qty[i] = sized.qty
+        return Decision(i, action, close, sized.qty, float(self.stop[i]), tp, "", reasons)
+
+    def confirm_fill(self, bot: int, price: float) -> None:
+        """The exchange filled bot's entry at `price`: stop and target keep their distances."""
+        shift = price - self.entry[bot]
+        self.entry[bot] = price
+        self.stop[bot] += shift
+        self.take_profit[bot] += shift

@@ -1,0 +1,1 @@
+"""Strategies: parameter schemas, templates and rules; see base.py for the API."""
