@@ -3,6 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON_BOOT ?= python3
+# Never fetch a Python build: the machine's own Python 3.11 is the one we use.
+export UV_PYTHON_DOWNLOADS := never
 UV_VERSION := 0.13.8
 # uv from PATH when present, otherwise a private copy bootstrapped with pip into .tools/.
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)

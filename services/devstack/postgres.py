@@ -11,10 +11,14 @@ import os
 import pwd
 import stat
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgserver._commands import POSTGRES_BIN_PATH
+with warnings.catch_warnings():
+    # pgserver's import asks platformdirs for a runtime folder it never uses here; keep `make run` quiet.
+    warnings.simplefilter("ignore")
+    from pgserver._commands import POSTGRES_BIN_PATH
 
 from services.devstack.processes import free_port, log_file, stop_process, wait_until
 
