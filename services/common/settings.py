@@ -13,6 +13,8 @@ from typing import TypeVar
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.bybit import BybitEnv, BybitVenue
+
 S = TypeVar("S", bound="ServiceSettings")
 
 
@@ -40,7 +42,18 @@ class ServiceSettings(BaseSettings):
     vault_k8s_role: str = Field(
         "", description="Vault Kubernetes auth role; set in a cluster instead of a token"
     )
+    bybit_env: str = Field(
+        "simulator",
+        pattern="^(simulator|testnet|demo|mainnet)$",
+        description="Which Bybit to talk to: simulator, testnet, demo or mainnet",
+    )
+    bybit_simulator_url: str = Field(
+        "http://127.0.0.1:8900", description="Base URL of the bundled simulator when BYBIT_ENV=simulator"
+    )
     ready_file: str = Field("", description="If set, the service writes its bound ports here once serving")
+
+    def bybit_venue(self) -> BybitVenue:
+        return BybitVenue(BybitEnv(self.bybit_env), self.bybit_simulator_url)
 
 
 class SettingsError(SystemExit):

@@ -10,8 +10,8 @@ import aiohttp
 import requests
 from pybit.unified_trading import HTTP, WebSocket
 
+from services.common.bybit import point_pybit_at
 from services.exchangesim.app import SimConfig, Simulator
-from services.exchangesim.pybit_host import point_pybit_at
 from tests.exchangesim.helpers import get, post, wait_for
 
 ORDER = {

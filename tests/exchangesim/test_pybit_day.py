@@ -9,8 +9,8 @@ from typing import Any
 import requests
 from pybit.unified_trading import HTTP, WebSocket
 
+from services.common.bybit import point_pybit_at
 from services.exchangesim.app import Simulator
-from services.exchangesim.pybit_host import point_pybit_at
 from tests.exchangesim.helpers import wait_for
 
 SYMBOL = "SOLUSDT"
