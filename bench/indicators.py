@@ -53,7 +53,7 @@ def main() -> None:
         talib.EMA(close, 100)
         talib.ATR(high, low, close, 14)
         talib.RSI(close, 14)
-        talib.STOCHRSI(close, 14, 14, 3, 0)
+        talib.STOCHRSI(close, 14, 14, 3, talib.MA_Type.SMA)
 
     ours_s = median_seconds(ours)
     base_s = median_seconds(baseline)
@@ -62,7 +62,7 @@ def main() -> None:
         {
             "candles": N,
             "ours_seconds": round(ours_s, 5),
-            "ours_scope": "ema, atr_sl, atr_ut, rsi, stochrsi k/d, ewo, heikin ashi (4), ut bot stop/buy/sell",
+            "ours_scope": "ema, atr_sl, atr_ut, rsi, stochrsi k/d, ewo, HA (4), UT Bot stop/buy/sell",
             "baseline_seconds": round(base_s, 5),
             "baseline_scope": "talib EMA(100), ATR(14), RSI(14), STOCHRSI(14,14,3,SMA)",
             "ratio": round(ours_s / base_s, 3),
