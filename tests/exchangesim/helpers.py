@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -47,7 +48,16 @@ async def get(
         return resp.status, await resp.json(content_type=None), dict(resp.headers)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+def close_streams(*streams: Any, timeout: float = 5.0) -> None:
+    """Close pybit WebSockets without risking a hang: pybit's exit() waits for the socket with no limit."""
+    closers = [threading.Thread(target=stream.exit, daemon=True) for stream in streams]
+    for closer in closers:
+        closer.start()
+    for closer in closers:
+        closer.join(timeout)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
     """Poll (from a worker thread) until predicate() is truthy."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -12,7 +12,7 @@ from pybit.unified_trading import HTTP, WebSocket
 
 from services.common.bybit import point_pybit_at
 from services.exchangesim.app import SimConfig, Simulator
-from tests.exchangesim.helpers import get, post, wait_for
+from tests.exchangesim.helpers import close_streams, get, post, wait_for
 
 ORDER = {
     "category": "linear",
@@ -141,8 +141,8 @@ def _reconnect(sim: Simulator, key: Any) -> None:
         time.sleep(0.3)
         dropped = requests.post(sim.http_url + "/admin/streams/drop", json={"scope": "all"}, timeout=5).json()
         assert dropped["dropped"] == 2
-        wait_for(lambda: len(sim.public["linear"].subscribers.get("kline.1.SOLUSDT", ())) == 1, timeout=10)
-        wait_for(lambda: any("order" in c.topics for c in sim.private.connections), timeout=10)
+        wait_for(lambda: len(sim.public["linear"].subscribers.get("kline.1.SOLUSDT", ())) == 1, timeout=20)
+        wait_for(lambda: any("order" in c.topics for c in sim.private.connections), timeout=20)
         seen = len(bars)
         requests.post(sim.http_url + "/admin/clock", json={"action": "step", "minutes": 3}, timeout=5)
         wait_for(lambda: len(bars) > seen)
@@ -151,8 +151,7 @@ def _reconnect(sim: Simulator, key: Any) -> None:
         session.place_order(**ORDER)
         wait_for(lambda: orders)
     finally:
-        public.exit()
-        private.exit()
+        close_streams(private, public)
 
 
 async def test_pybit_reconnects_and_resubscribes(http: aiohttp.ClientSession) -> None:

@@ -11,7 +11,7 @@ from pybit.unified_trading import HTTP, WebSocket
 
 from services.common.bybit import point_pybit_at
 from services.exchangesim.app import Simulator
-from tests.exchangesim.helpers import wait_for
+from tests.exchangesim.helpers import close_streams, wait_for
 
 SYMBOL = "SOLUSDT"
 
@@ -184,8 +184,7 @@ def _trading_day(sim: Simulator, key: Any) -> None:
         history = session.get_order_history(category="spot", symbol=SYMBOL)["result"]
         assert history["list"][0]["orderStatus"] == "Filled" and history["nextPageCursor"] == ""
     finally:
-        private.exit()
-        public.exit()
+        close_streams(private, public)
 
 
 async def test_trading_day_through_pybit(sim: Simulator) -> None:
