@@ -1,0 +1,208 @@
+"""Candle streams and candles as the service reasons about them, and their wire (protobuf) forms.
+
+A stream is identified by Bybit's own spellings (category "linear", interval "60"), because those are
+what the exchange, the NATS subject and the event id all use; the proto enums are translated at the
+edge (requests in, messages out) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from tradebot.common.v1 import common_pb2
+from tradebot.marketdata.v1 import events_pb2
+
+from services.common.errors import InvalidArgument
+
+MINUTE_MS = 60_000
+DAY_MS = 1440 * MINUTE_MS
+WEEK_MS = 7 * DAY_MS
+
+CATEGORIES = {common_pb2.CATEGORY_SPOT: "spot", common_pb2.CATEGORY_LINEAR: "linear"}
+CATEGORY_ENUMS = {name: enum for enum, name in CATEGORIES.items()}
+
+INTERVALS = {
+    common_pb2.INTERVAL_1_MINUTE: "1",
+    common_pb2.INTERVAL_3_MINUTES: "3",
+    common_pb2.INTERVAL_5_MINUTES: "5",
+    common_pb2.INTERVAL_15_MINUTES: "15",
+    common_pb2.INTERVAL_30_MINUTES: "30",
+    common_pb2.INTERVAL_1_HOUR: "60",
+    common_pb2.INTERVAL_2_HOURS: "120",
+    common_pb2.INTERVAL_4_HOURS: "240",
+    common_pb2.INTERVAL_6_HOURS: "360",
+    common_pb2.INTERVAL_12_HOURS: "720",
+    common_pb2.INTERVAL_1_DAY: "D",
+    common_pb2.INTERVAL_1_WEEK: "W",
+    common_pb2.INTERVAL_1_MONTH: "M",
+}
+INTERVAL_ENUMS = {name: enum for enum, name in INTERVALS.items()}
+
+
+def category_name(value: int, field: str = "category") -> str:
+    name = CATEGORIES.get(value)
+    if name is None:
+        raise InvalidArgument("set a supported category: CATEGORY_SPOT or CATEGORY_LINEAR", field=field)
+    return name
+
+
+def interval_name(value: int, field: str = "interval") -> str:
+    name = INTERVALS.get(value)
+    if name is None:
+        known = ", ".join(common_pb2.Interval.Name(v) for v in INTERVALS)
+        raise InvalidArgument(f"unknown interval {value}; use one of {known}", field=field)
+    return name
+
+
+def interval_ms(interval: str) -> int:
+    """Nominal length, exact for every interval but "M" (taken as 31 days: an upper bound)."""
+    if interval == "D":
+        return DAY_MS
+    if interval == "W":
+        return WEEK_MS
+    if interval == "M":
+        return 31 * DAY_MS
+    return int(interval) * MINUTE_MS
+
+
+def next_start(start: int, interval: str) -> int:
+    """Start of the candle after the one starting at `start` (calendar months for "M")."""
+    if interval != "M":
+        return start + interval_ms(interval)
+    d = datetime.fromtimestamp(start / 1000, tz=UTC)
+    year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
+    return calendar.timegm((year, month, 1, 0, 0, 0)) * 1000
+
+
+def candle_start(ts: int, interval: str) -> int:
+    """Start of the candle that contains instant `ts` (weeks start on Monday, like Bybit's)."""
+    if interval == "D":
+        return ts - ts % DAY_MS
+    if interval == "W":
+        return ts - (ts - 4 * DAY_MS) % WEEK_MS  # the epoch was a Thursday
+    if interval == "M":
+        d = datetime.fromtimestamp(ts / 1000, tz=UTC)
+        return calendar.timegm((d.year, d.month, 1, 0, 0, 0)) * 1000
+    size = interval_ms(interval)
+    return ts - ts % size
+
+
+def decimal_text(value: Decimal) -> str:
+    """Plain notation, never an exponent: str(Decimal("0.00000001")) would give "1E-8"."""
+    return format(value, "f")
+
+
+def timestamp(ms: int) -> Timestamp:
+    ts = Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
+@dataclass(frozen=True, slots=True)
+class StreamKey:
+    """One candle stream: an instrument at an interval, in Bybit's spellings."""
+
+    category: str
+    symbol: str
+    interval: str
+
+    @property
+    def topic(self) -> str:
+        return f"kline.{self.interval}.{self.symbol}"
+
+    @property
+    def subject(self) -> str:
+        return f"md.candle.bybit.{self.category}.{self.symbol}.{self.interval}"
+
+    def event_id(self, start: int) -> str:
+        return f"{self.category}.{self.symbol}.{self.interval}.{start}"
+
+    def __str__(self) -> str:
+        return f"{self.category}.{self.symbol}.{self.interval}"
+
+    @classmethod
+    def from_proto(cls, category: int, symbol: str, interval: int) -> StreamKey:
+        if not symbol:
+            raise InvalidArgument("set the instrument symbol, e.g. SOLUSDT", field="symbol")
+        return cls(category_name(category), symbol.upper(), interval_name(interval))
+
+    def to_proto(self) -> tuple[int, str, int]:
+        return CATEGORY_ENUMS[self.category], self.symbol, INTERVAL_ENUMS[self.interval]
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One OHLCV candle; `end` is Bybit's: the last millisecond it covers."""
+
+    key: StreamKey
+    start: int
+    end: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    turnover: Decimal
+    confirmed: bool
+
+    @classmethod
+    def from_stream(cls, key: StreamKey, row: dict[str, object]) -> Candle:
+        """From one item of a `kline` WebSocket message's `data` list."""
+        return cls(
+            key,
+            int(row["start"]),  # type: ignore[call-overload]
+            int(row["end"]),  # type: ignore[call-overload]
+            Decimal(str(row["open"])),
+            Decimal(str(row["high"])),
+            Decimal(str(row["low"])),
+            Decimal(str(row["close"])),
+            Decimal(str(row["volume"])),
+            Decimal(str(row["turnover"])),
+            bool(row["confirm"]),
+        )
+
+    @classmethod
+    def from_rest(cls, key: StreamKey, row: list[str], confirmed: bool) -> Candle:
+        """From one row of `/v5/market/kline`: [start, open, high, low, close, volume, turnover]."""
+        start = int(row[0])
+        return cls(
+            key,
+            start,
+            next_start(start, key.interval) - 1,
+            Decimal(row[1]),
+            Decimal(row[2]),
+            Decimal(row[3]),
+            Decimal(row[4]),
+            Decimal(row[5]),
+            Decimal(row[6]),
+            confirmed,
+        )
+
+    def to_proto(self) -> common_pb2.Candle:
+        category, symbol, interval = self.key.to_proto()
+        return common_pb2.Candle(
+            category=category,
+            symbol=symbol,
+            interval=interval,
+            start=timestamp(self.start),
+            end=timestamp(self.end),
+            open=decimal_text(self.open),
+            high=decimal_text(self.high),
+            low=decimal_text(self.low),
+            close=decimal_text(self.close),
+            volume=decimal_text(self.volume),
+            turnover=decimal_text(self.turnover),
+            confirmed=self.confirmed,
+        )
+
+    def event(self, publish_ms: int, backfilled: bool) -> events_pb2.CandleClosed:
+        return events_pb2.CandleClosed(
+            event_id=self.key.event_id(self.start),
+            candle=self.to_proto(),
+            backfilled=backfilled,
+            publish_time=timestamp(publish_ms),
+        )

@@ -1,0 +1,161 @@
+"""Everything the service keeps in PostgreSQL: candle history, publishing cursors and leases.
+
+Writes are idempotent upserts keyed by what a row means (a stream and a candle start; a caller and a
+stream), so replaying a backfill, a gap repair or a restart never duplicates anything. SQLAlchemy is
+blocking; every method runs its statement in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.dialects.postgresql import insert
+
+from services.marketdata.domain import Candle, StreamKey
+from services.marketdata.models import CandleRow, LeaseRow, StreamCursorRow
+
+CANDLE = CandleRow.__table__  # type: ignore[attr-defined]
+CURSOR = StreamCursorRow.__table__  # type: ignore[attr-defined]
+LEASE = LeaseRow.__table__  # type: ignore[attr-defined]
+PRICE_COLUMNS = ("end_ms", "open", "high", "low", "close", "volume", "turnover")
+
+
+def _stream_filter(table: sa.Table, key: StreamKey) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        table.c.category == key.category, table.c.symbol == key.symbol, table.c.interval == key.interval
+    )
+
+
+def _candle_of(key: StreamKey, row: sa.Row[tuple[object, ...]]) -> Candle:
+    m = row._mapping
+    return Candle(
+        key, m["start_ms"], m["end_ms"], m["open"], m["high"], m["low"], m["close"], m["volume"],
+        m["turnover"], True,
+    )  # fmt: skip
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # candles ---------------------------------------------------------------------------------
+    def _upsert_candles(self, candles: list[Candle]) -> None:
+        rows = [
+            {
+                "category": c.key.category,
+                "symbol": c.key.symbol,
+                "interval": c.key.interval,
+                "start_ms": c.start,
+                "end_ms": c.end,
+                "open": c.open,
+                "high": c.high,
+                "low": c.low,
+                "close": c.close,
+                "volume": c.volume,
+                "turnover": c.turnover,
+            }
+            for c in candles
+        ]
+        statement = insert(CANDLE)
+        statement = statement.on_conflict_do_update(
+            index_elements=["category", "symbol", "interval", "start_ms"],
+            set_={name: statement.excluded[name] for name in PRICE_COLUMNS},
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement, rows)
+
+    async def upsert_candles(self, candles: list[Candle]) -> None:
+        if candles:
+            await asyncio.to_thread(self._upsert_candles, candles)
+
+    def _candles(self, key: StreamKey, start: int, end: int, limit: int) -> list[Candle]:
+        query = (
+            sa.select(CANDLE)
+            .where(_stream_filter(CANDLE, key), CANDLE.c.start_ms >= start, CANDLE.c.start_ms < end)
+            .order_by(CANDLE.c.start_ms)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_candle_of(key, row) for row in conn.execute(query)]
+
+    async def candles(self, key: StreamKey, start: int, end: int, limit: int) -> list[Candle]:
+        """Stored candles with start in [start, end), ascending, at most `limit`."""
+        return await asyncio.to_thread(self._candles, key, start, end, limit)
+
+    def _bounds(self, key: StreamKey) -> tuple[int | None, int | None]:
+        query = sa.select(sa.func.min(CANDLE.c.start_ms), sa.func.max(CANDLE.c.start_ms)).where(
+            _stream_filter(CANDLE, key)
+        )
+        with self.engine.connect() as conn:
+            low, high = conn.execute(query).one()
+        return low, high
+
+    async def bounds(self, key: StreamKey) -> tuple[int | None, int | None]:
+        """Start of the oldest and of the newest stored candle of a stream."""
+        return await asyncio.to_thread(self._bounds, key)
+
+    # publishing cursors --------------------------------------------------------------------
+    def _advance_cursors(self, cursors: dict[StreamKey, int]) -> None:
+        rows = [
+            {"category": k.category, "symbol": k.symbol, "interval": k.interval, "published_start_ms": v}
+            for k, v in cursors.items()
+        ]
+        statement = insert(CURSOR)
+        statement = statement.on_conflict_do_update(
+            index_elements=["category", "symbol", "interval"],
+            set_={
+                "published_start_ms": sa.func.greatest(
+                    CURSOR.c.published_start_ms, statement.excluded.published_start_ms
+                )
+            },
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement, rows)
+
+    async def advance_cursors(self, cursors: dict[StreamKey, int]) -> None:
+        """Record the newest published candle start of each stream (never moving a cursor back)."""
+        if cursors:
+            await asyncio.to_thread(self._advance_cursors, cursors)
+
+    def _cursor(self, key: StreamKey) -> int | None:
+        query = sa.select(CURSOR.c.published_start_ms).where(_stream_filter(CURSOR, key))
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    async def cursor(self, key: StreamKey) -> int | None:
+        return await asyncio.to_thread(self._cursor, key)
+
+    # leases -----------------------------------------------------------------------------------
+    def _replace_lease(self, caller: str, keys: Iterable[StreamKey], expires_at: datetime) -> None:
+        rows = [
+            {
+                "caller_id": caller,
+                "category": k.category,
+                "symbol": k.symbol,
+                "interval": k.interval,
+                "expires_at": expires_at,
+            }
+            for k in keys
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(LEASE).where(LEASE.c.caller_id == caller))
+            if rows:
+                conn.execute(insert(LEASE), rows)
+
+    async def replace_lease(self, caller: str, keys: Iterable[StreamKey], expires_at: datetime) -> None:
+        await asyncio.to_thread(self._replace_lease, caller, list(keys), expires_at)
+
+    def _leases(self, now: datetime) -> list[tuple[str, StreamKey, datetime]]:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(LEASE).where(LEASE.c.expires_at <= now))
+            rows = conn.execute(sa.select(LEASE)).all()
+        return [(r.caller_id, StreamKey(r.category, r.symbol, r.interval), r.expires_at) for r in rows]
+
+    async def leases(self, now: datetime) -> list[tuple[str, StreamKey, datetime]]:
+        """Unexpired leases (expired ones are deleted on the way)."""
+        return await asyncio.to_thread(self._leases, now)
