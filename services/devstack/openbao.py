@@ -21,7 +21,11 @@ import hvac
 from services.devstack.processes import binary, free_port, log_file, port_open, stop_process, wait_until
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "helm" / "tradebot" / "files" / "vault-policies"
-JWT_SIGNING_KEY = "tenants-jwt"
+# Transit keys: the tenants service's user-token key and one identity key per platform service.
+SIGNING_KEYS = (
+    "tenants-jwt",
+    *(f"service-{name}" for name in ("tenants", "marketdata", "strategy", "execution")),
+)
 
 
 def _write_private(path: Path, data: Mapping[str, object]) -> None:
@@ -75,8 +79,9 @@ class EmbeddedOpenBao:
         if client.sys.is_sealed():
             client.sys.submit_unseal_key(init["unseal_key"])
         client.token = self.root_token = init["root_token"]
-        # A freshly unsealed raft node needs a moment to become active before it serves requests.
-        wait_until(lambda: bool(client.sys.list_mounted_secrets_engines()), timeout, "OpenBao unseal")
+        # A freshly unsealed raft node serves reads before it has elected itself leader; writes
+        # need the active node.
+        wait_until(lambda: bool(client.sys.read_leader_status()["is_self"]), timeout, "OpenBao leadership")
         self._configure(client)
         return self
 
@@ -86,10 +91,11 @@ class EmbeddedOpenBao:
             client.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
         if "transit/" not in mounts:
             client.sys.enable_secrets_engine("transit", path="transit")
-        try:
-            client.secrets.transit.read_key(JWT_SIGNING_KEY)
-        except hvac.exceptions.InvalidPath:
-            client.secrets.transit.create_key(JWT_SIGNING_KEY, key_type="ed25519")
+        for key in SIGNING_KEYS:
+            try:
+                client.secrets.transit.read_key(key)
+            except hvac.exceptions.InvalidPath:
+                client.secrets.transit.create_key(key, key_type="ed25519")
         for policy in sorted(POLICY_DIR.glob("*.hcl")):
             client.sys.create_or_update_policy(name=policy.stem, policy=policy.read_text())
         self.service_tokens = self._service_tokens(client)

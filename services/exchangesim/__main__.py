@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import signal
 from decimal import Decimal
 from pathlib import Path
 
+from services.common.logs import configure_logging
 from services.exchangesim.app import BUNDLED, SimConfig, Simulator
 
 
@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     parser.add_argument("--admin-token", default=None, help="require X-Admin-Token on /admin/ calls")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper())
+    configure_logging("exchangesim", args.log_level.upper())
     walks = {}
     for item in args.random_walk:
         symbol, _, price = item.partition("=")
