@@ -12,15 +12,17 @@ from enum import StrEnum
 
 
 class Role(StrEnum):
-    """Roles, from least to most powerful within a tenant; ADMIN is the platform operator."""
+    """Users' roles, from least to most powerful within a tenant; ADMIN is the platform operator.
+    SERVICE is a platform service calling another; it holds no user role."""
 
     VIEWER = "viewer"
     TRADER = "trader"
     OWNER = "owner"
     ADMIN = "admin"
+    SERVICE = "service"
 
 
-ROLE_RANK = {Role.VIEWER: 0, Role.TRADER: 1, Role.OWNER: 2, Role.ADMIN: 3}
+ROLE_RANK = {Role.SERVICE: -1, Role.VIEWER: 0, Role.TRADER: 1, Role.OWNER: 2, Role.ADMIN: 3}
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Principal:
     role: Role
     scopes: frozenset[str] = field(default_factory=frozenset)
     token_id: str = ""
+    # True when the caller presented an API token (an integrator), not a sign-in session's token.
+    api_token: bool = False
 
     def at_least(self, role: Role) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]

@@ -36,7 +36,10 @@ from services.common.auth import TokenVerifier
 from services.common.grpc_server import build_server, enable_reflection
 from services.common.jwks import tenants_jwks_fetcher
 from services.common.logs import configure_logging
+from services.common.service_identity import ServiceCredentials
 from services.common.settings import ServiceSettings, load_settings
+from services.common.signing import TransitSigner, service_key
+from services.common.vault import vault_client
 
 log = logging.getLogger("tradebot.runtime")
 
@@ -53,6 +56,7 @@ class ServiceRuntime:
     server: grpc.aio.Server
     health: HealthServicer
     bus: bus_module.Bus | None
+    credentials: ServiceCredentials | None = None
     service_names: list[str] = field(default_factory=list)
     stop_hooks: list[StopHook] = field(default_factory=list)
 
@@ -101,7 +105,13 @@ async def serve(
     verifier = TokenVerifier(tenants_jwks_fetcher(settings.tenants_addr)) if settings.tenants_addr else None
     server, health = build_server(verifier, public_methods)
     bus = await bus_module.connect(settings.nats_url, name) if settings.nats_url else None
-    runtime = ServiceRuntime(name=name, settings=settings, server=server, health=health, bus=bus)
+    credentials = None
+    if settings.vault_addr:
+        signer = TransitSigner(vault_client(settings), service_key(name))
+        credentials = ServiceCredentials(signer, name)
+    runtime = ServiceRuntime(
+        name=name, settings=settings, server=server, health=health, bus=bus, credentials=credentials
+    )
     await setup(runtime)
     enable_reflection(server, runtime.service_names)
     grpc_port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")

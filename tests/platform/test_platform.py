@@ -140,3 +140,28 @@ def test_calls_without_a_valid_token_are_unauthenticated(platform: Platform, nam
             assert code == grpc.StatusCode.UNAUTHENTICATED, (
                 f"{method.name} with {token!r:.20} gave {code.name}"
             )
+
+
+def test_service_tokens_are_verified_and_cannot_impersonate(platform: Platform) -> None:
+    """A service key vouches only for its own service; forging another identity is refused."""
+    from services.common.auth import TokenVerifier, require_service
+    from services.common.context import Role
+    from services.common.errors import PermissionDenied, Unauthenticated
+    from services.common.jwks import tenants_jwks_fetcher
+    from tests.helpers.tokens import service_token
+
+    verifier = TokenVerifier(tenants_jwks_fetcher(platform.address("tenants")))
+
+    async def check() -> None:
+        principal = await verifier.verify(service_token(platform.infra.vault, "strategy"))
+        assert (principal.role, principal.user_id) == (Role.SERVICE, "service:strategy")
+        assert require_service(principal) is principal
+        with pytest.raises(Unauthenticated, match="cannot vouch"):
+            await verifier.verify(service_token(platform.infra.vault, "strategy", claimed="execution"))
+        user = await verifier.verify(access_token(platform.infra.vault, tenant_id="t", role="owner"))
+        with pytest.raises(PermissionDenied):
+            require_service(user)
+
+    import asyncio
+
+    asyncio.run(check())

@@ -5,3 +5,10 @@ path "secret/data/tenants/+/exchange" {
 path "secret/metadata/tenants/+/exchange" {
   capabilities = ["read"]
 }
+# Its own service identity: signs the short-lived token it presents to other platform services.
+path "transit/sign/service-execution" {
+  capabilities = ["update"]
+}
+path "transit/keys/service-execution" {
+  capabilities = ["read"]
+}

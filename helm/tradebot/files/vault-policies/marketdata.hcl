@@ -2,3 +2,10 @@
 path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
+# Its own service identity: signs the short-lived token it presents to other platform services.
+path "transit/sign/service-marketdata" {
+  capabilities = ["update"]
+}
+path "transit/keys/service-marketdata" {
+  capabilities = ["read"]
+}

@@ -16,3 +16,28 @@ path "transit/sign/tenants-jwt" {
 path "transit/keys/tenants-jwt" {
   capabilities = ["read"]
 }
+# Its own service identity: signs the short-lived token it presents to other platform services.
+path "transit/sign/service-tenants" {
+  capabilities = ["update"]
+}
+path "transit/keys/service-tenants" {
+  capabilities = ["read"]
+}
+# GetJwks publishes every service's public key, so all services verify service tokens locally.
+path "transit/keys" {
+  capabilities = ["list"]
+}
+path "transit/keys/service-*" {
+  capabilities = ["read"]
+}
+# TOTP secrets are kept in the database only as ciphertext of this derived key (context = user id);
+# the service creates the key at first start and encrypts/decrypts inside Vault.
+path "transit/keys/tenants-totp" {
+  capabilities = ["create", "update", "read"]
+}
+path "transit/encrypt/tenants-totp" {
+  capabilities = ["update"]
+}
+path "transit/decrypt/tenants-totp" {
+  capabilities = ["update"]
+}
