@@ -42,8 +42,8 @@ async def start_sim(symbol: str) -> Simulator:
     return sim
 
 
-async def eventually(check: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], object], within: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         result = check()
         if asyncio.iscoroutine(result):
@@ -87,7 +87,7 @@ class MarketdataProcess:
     async def start(self) -> None:
         self.ready_file.unlink(missing_ok=True)
         log = (self.logs / f"marketdata-{self.schema}.log").open("ab")
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # noqa: ASYNC220 (returns at once; the wait below is async)
             [sys.executable, "-m", "services.marketdata"], cwd=REPO, env=self.env(), stdout=log, stderr=log
         )
         await eventually(lambda: self.ready_file.exists() or self.proc.poll() is not None, 60, "ready file")  # type: ignore[union-attr]
@@ -128,7 +128,7 @@ async def ensure_over_nats(infra: Infra, caller: str, keys: list[tuple[str, str]
         request.subscriptions.add(
             category=categories["linear"],
             symbol=symbol,
-            interval=intervals[interval],  # type: ignore[arg-type]
+            interval=intervals[interval],
         )
     request.lease_ttl.FromSeconds(600)
     bus = await bus_module.connect(infra.nats.url, "test")
@@ -143,7 +143,7 @@ async def published(js: JetStreamContext, subject: str) -> list[events_pb2.Candl
     if not total:
         return []
     sub = await js.subscribe(subject, ordered_consumer=True)
-    events = []
+    events: list[events_pb2.CandleClosed] = []
     try:
         while len(events) < total:
             msg = await sub.next_msg(timeout=5)
