@@ -7,6 +7,8 @@ counted and mapped to a status code the same way, and service code only raises d
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -96,55 +98,47 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         self.duration.record(elapsed, {"rpc_method": method, "rpc_code": code})
         log.info("rpc", extra={"rpc": method, "code": code, "duration_ms": round(elapsed * 1000, 2)})
 
+    @contextlib.asynccontextmanager
+    async def _call_scope(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """Everything around one call: trace context, span, auth, error mapping, metrics and the log
+        line (written inside the span, so it carries the caller's trace id)."""
+        started = time.perf_counter()
+        token = otel_context.attach(telemetry.extract(context.invocation_metadata()))
+        code = "OK"
+        try:
+            with self.tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER):
+                try:
+                    await self._authenticate(method, context)
+                    yield
+                except asyncio.CancelledError:
+                    code = "CANCELLED"  # the client went away or the server is stopping
+                    raise
+                except Exception as error:
+                    code = _code_of(error, context)
+                    if isinstance(error, grpc.aio.AbortError):
+                        raise  # context.abort() unwinding the handler: pass it through untouched
+                    await self._fail(method, context, error)
+                finally:
+                    self._record(method, started, code)
+        finally:
+            otel_context.detach(token)
+
     def _wrap_unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            token = otel_context.attach(telemetry.extract(context.invocation_metadata()))
-            code = "OK"
-            try:
-                with self.tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER):
-                    try:
-                        await self._authenticate(method, context)
-                        result = behavior(request, context)
-                        # Generated base servicers are plain functions; our servicers are coroutines.
-                        return await result if inspect.isawaitable(result) else result
-                    except Exception as error:
-                        code = _code_of(error, context)
-                        if isinstance(error, _abort_types()):
-                            raise
-                        await self._fail(method, context, error)
-            finally:
-                otel_context.detach(token)
-                self._record(method, started, code)
+            async with self._call_scope(method, context):
+                result = behavior(request, context)
+                # Generated base servicers are plain functions; our servicers are coroutines.
+                return await result if inspect.isawaitable(result) else result
 
         return wrapped
 
     def _wrap_stream(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            token = otel_context.attach(telemetry.extract(context.invocation_metadata()))
-            code = "OK"
-            try:
-                with self.tracer.start_as_current_span(method, kind=trace.SpanKind.SERVER):
-                    try:
-                        await self._authenticate(method, context)
-                        async for item in behavior(request, context):
-                            yield item
-                    except Exception as error:
-                        code = _code_of(error, context)
-                        if isinstance(error, _abort_types()):
-                            raise
-                        await self._fail(method, context, error)
-            finally:
-                otel_context.detach(token)
-                self._record(method, started, code)
+            async with self._call_scope(method, context):
+                async for item in behavior(request, context):
+                    yield item
 
         return wrapped
-
-
-def _abort_types() -> tuple[type[BaseException], ...]:
-    # context.abort() raises this to unwind the handler; it must pass through untouched.
-    return (grpc.aio.AbortError,)
 
 
 def _code_of(error: Exception, context: grpc.aio.ServicerContext) -> str:

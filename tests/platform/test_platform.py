@@ -180,3 +180,39 @@ def test_service_tokens_are_verified_and_cannot_impersonate(platform: Platform) 
     import asyncio
 
     asyncio.run(check())
+
+
+def test_logs_are_json_with_trace_and_tenant_and_metrics_are_exported(platform: Platform) -> None:
+    """A traced, authenticated call shows up in the service's JSON log under the caller's trace id and
+    tenant, and in its Prometheus metrics."""
+    import json
+    import uuid
+
+    from tradebot.strategy.v1 import strategy_service_pb2 as pb
+
+    service = platform.services["strategy"]
+    trace_id = uuid.uuid4().hex
+    token = access_token(platform.infra.vault, tenant_id="tenant-logs", role="viewer")
+    metadata = (("authorization", f"Bearer {token}"), ("traceparent", f"00-{trace_id}-{'1' * 16}-01"))
+    with grpc.insecure_channel(service.address) as channel:
+        call = channel.unary_unary(
+            "/tradebot.strategy.v1.StrategyService/ListBots",
+            request_serializer=pb.ListBotsRequest.SerializeToString,
+            response_deserializer=bytes,
+        )
+        with pytest.raises(grpc.RpcError):
+            call(pb.ListBotsRequest(), metadata=metadata, timeout=5)
+
+    lines = [json.loads(line) for line in (service.logs / "strategy.log").read_text().splitlines()]
+    assert all({"timestamp", "level", "service", "message"} <= line.keys() for line in lines)
+    assert {line["service"] for line in lines} == {"strategy"}
+    ours = [line for line in lines if line.get("trace_id") == trace_id]
+    assert ours, "no log line carries the caller's trace id"
+    assert ours[-1]["tenant_id"] == "tenant-logs"
+    assert ours[-1]["rpc"] == "/tradebot.strategy.v1.StrategyService/ListBots"
+
+    metrics_port = service.ready_info()["metrics_port"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        exposition = response.read().decode()
+    assert "rpc_server_duration_seconds_count{" in exposition
+    assert 'rpc_method="/tradebot.strategy.v1.StrategyService/ListBots"' in exposition
