@@ -52,6 +52,7 @@ STREAMS: tuple[Stream, ...] = (
     Stream("EXECUTION", ("exec.>",), 30 * DAY, DAY, "orders, fills, positions, wallet and risk events"),
     Stream("BOTS", ("bot.>",), 30 * DAY, HOUR, "bot lifecycle events"),
     Stream("AUDIT", ("audit.>",), 30 * DAY, DAY, "events other services append to the audit trail"),
+    Stream("TENANTS", ("tenant.>",), 7 * DAY, DAY, "tenant changes other services react to (credentials)"),
 )
 
 
