@@ -151,7 +151,9 @@ def tenants_api_token_check(tenants_addr: str) -> ApiTokenCheck:
         stub = tenants_service_pb2_grpc.TenantsServiceStub(channel)
         try:
             await stub.GetMe(
-                tenants_service_pb2.GetMeRequest(), metadata=(("authorization", f"Bearer {token}"),), timeout=5
+                tenants_service_pb2.GetMeRequest(),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=5,
             )
         except grpc.aio.AioRpcError as error:
             if error.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
