@@ -28,14 +28,20 @@ class Indicator(ABC):
 
     Subclasses declare `inputs` and `outputs` and provide three things: the initial state row, the
     compiled step `step_kernel(state, row, *input values, *args) -> output or tuple of outputs` and the
-    compiled batch loop `batch_kernel(*input arrays, *args, initial state row) -> (len(outputs), n)`.
+    compiled batch loop `batch_kernel(*input arrays, *args, initial state row, out)`, which fills
+    `out`, shaped (len(outputs) + scratch_rows, n), with the outputs in order and then its scratch rows.
+
+    `batch` allocates that block with NumPy rather than inside the compiled code: NumPy asks the kernel
+    for huge pages on large arrays, and first-touch page faults on a large fresh allocation otherwise
+    cost more than the indicator arithmetic.
     """
 
     name: ClassVar[str]
     inputs: ClassVar[tuple[str, ...]] = ("close",)
     outputs: ClassVar[tuple[str, ...]] = ("value",)
+    scratch_rows: ClassVar[int] = 0
     step_kernel: Callable[..., Any]
-    batch_kernel: Callable[..., FloatArray]
+    batch_kernel: Callable[..., None]
 
     @abstractmethod
     def args(self) -> tuple[Any, ...]:
@@ -50,7 +56,8 @@ class Indicator(ABC):
         if len(series) != len(self.inputs):
             raise TypeError(f"{self.name} takes {', '.join(self.inputs)}")
         arrays = [np.ascontiguousarray(s, dtype=np.float64) for s in series]
-        out = self.batch_kernel(*arrays, *self.args(), self.initial_state())
+        out = np.empty((len(self.outputs) + self.scratch_rows, arrays[0].size))
+        self.batch_kernel(*arrays, *self.args(), self.initial_state(), out)
         return {name: out[j] for j, name in enumerate(self.outputs)}
 
     def stream(self) -> IndicatorStream:

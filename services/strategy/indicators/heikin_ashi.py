@@ -10,7 +10,7 @@ from numba import njit
 from services.strategy.indicators.base import FloatArray, Indicator
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def heikin_ashi_update(
     prev_open: float, prev_close: float, op: float, high: float, low: float, close: float
 ) -> Any:
@@ -29,16 +29,14 @@ def _ha_one(st: Any, i: int, op: float, high: float, low: float, close: float) -
 
 
 @njit(cache=True)
-def _ha_batch(op: Any, high: Any, low: Any, close: Any, init: Any) -> Any:
+def _ha_batch(op: Any, high: Any, low: Any, close: Any, init: Any, out: Any) -> None:
     prev_open, prev_close = init[0], init[1]
-    out = np.empty((4, close.size))
     for t in range(close.size):
         prev_open, out[1, t], out[2, t], prev_close = heikin_ashi_update(
             prev_open, prev_close, op[t], high[t], low[t], close[t]
         )
         out[0, t] = prev_open
         out[3, t] = prev_close
-    return out
 
 
 def heikin_ashi_state() -> FloatArray:

@@ -15,7 +15,13 @@ import numpy as np
 from numba import njit
 
 from services.strategy.indicators.base import FloatArray, Indicator, check_length
-from services.strategy.indicators.moving_averages import ema_update, rma_update, sma_at, sma_state, sma_step
+from services.strategy.indicators.moving_averages import (
+    ema_update,
+    rma_update,
+    sma_series,
+    sma_state,
+    sma_step,
+)
 
 NAN = np.nan
 RSI_WIDTH = 5
@@ -30,7 +36,7 @@ def stoch_raw_state(s: int) -> FloatArray:
     return np.zeros(STOCH_RAW_FIXED + s)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rsi_value(avg_gain: float, avg_loss: float) -> float:
     if np.isnan(avg_gain) or np.isnan(avg_loss):
         return NAN
@@ -41,12 +47,12 @@ def rsi_value(avg_gain: float, avg_loss: float) -> float:
     return 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
 
 
-@njit(cache=True)
-def rsi_update(
+@njit(cache=True, inline="always")
+def rsi_averages_update(
     prev: float, g_seen: float, g_acc: float, l_seen: float, l_acc: float, close: float, n: int
 ) -> Any:
-    """One RSI step; `prev` is the previous close (NaN on the first bar). Returns the new averages' state
-    (g_seen, g_acc, l_seen, l_acc) and the RSI."""
+    """One step of RSI's two averages; `prev` is the previous close (NaN on the first bar). Returns the
+    new state (g_seen, g_acc, l_seen, l_acc) and the averages of gains and of losses."""
     gain = NAN
     loss = NAN
     if not np.isnan(prev):
@@ -55,7 +61,26 @@ def rsi_update(
         loss = -d if d < 0.0 else 0.0
     g_seen, g_acc, avg_gain = rma_update(g_seen, g_acc, gain, n)
     l_seen, l_acc, avg_loss = rma_update(l_seen, l_acc, loss, n)
+    return g_seen, g_acc, l_seen, l_acc, avg_gain, avg_loss
+
+
+@njit(cache=True, inline="always")
+def rsi_update(
+    prev: float, g_seen: float, g_acc: float, l_seen: float, l_acc: float, close: float, n: int
+) -> Any:
+    """One RSI step: the new averages' state (g_seen, g_acc, l_seen, l_acc) and the RSI."""
+    g_seen, g_acc, l_seen, l_acc, avg_gain, avg_loss = rsi_averages_update(
+        prev, g_seen, g_acc, l_seen, l_acc, close, n
+    )
     return g_seen, g_acc, l_seen, l_acc, rsi_value(avg_gain, avg_loss)
+
+
+@njit(cache=True)
+def rsi_values(avg_gain: Any, avg_loss: Any, out: Any) -> None:
+    """RSI from whole arrays of the two averages (may write over `avg_gain`): the batch form keeps the
+    averages' recurrence and these divisions in separate loops, which pipeline far better than one."""
+    for t in range(out.size):
+        out[t] = rsi_value(avg_gain[t], avg_loss[t])
 
 
 @njit(cache=True)
@@ -130,59 +155,48 @@ def stoch_raw_step(st: Any, i: int, o: int, x: float, s: int) -> float:
 
 
 @njit(cache=True)
-def stoch_raw_at(x: Any, t: int, s: int, run: float, hi: float, hi_at: int, lo: float, lo_at: int) -> Any:
-    """`stoch_raw_step` for the batch form: the window is x[t-s+1..t] of the array itself.
+def stoch_raw_series(x: Any, s: int, out: Any) -> None:
+    """The batch form of `stoch_raw_step` (`out` is not `x`).
 
-    Returns the carried state (run, hi, hi_at, lo, lo_at) and the raw value.
+    The window's max and min come from blocks of s bars (van Herk / Gil-Werman): a window ending inside
+    a block is the tail of the previous block (its suffix extreme) plus the head of this one (a running
+    extreme), so each bar costs a few branch-free comparisons whatever the data. Max and min are exact,
+    so the values equal the streaming form's; windows holding a NaN are NaN in both.
     """
-    v = x[t]
-    if np.isnan(v):
-        return 0.0, hi, hi_at, lo, lo_at, NAN
-    run += 1.0
-    if run == 1.0:
-        hi = v
-        hi_at = t
-        lo = v
-        lo_at = t
-    else:
-        first = t + 1 - (s if run >= s else int(run))
-        if v >= hi:
-            hi = v
-            hi_at = t
-        elif hi_at < first:
-            hi = v
-            hi_at = t
-            for j in range(t - 1, first - 1, -1):
-                if x[j] > hi:
-                    hi = x[j]
-                    hi_at = j
-        if v <= lo:
-            lo = v
-            lo_at = t
-        elif lo_at < first:
-            lo = v
-            lo_at = t
-            for j in range(t - 1, first - 1, -1):
-                if x[j] < lo:
-                    lo = x[j]
-                    lo_at = j
-    if run < s or hi == lo:
-        return run, hi, hi_at, lo, lo_at, NAN
-    return run, hi, hi_at, lo, lo_at, 100.0 * (v - lo) / (hi - lo)
+    size = x.size
+    tail_hi = np.full(s + 1, -np.inf)  # tail_hi[j] = max of the previous block from its slot j on
+    tail_lo = np.full(s + 1, np.inf)
+    run = 0.0
+    for start in range(0, size, s):
+        end = min(size, start + s)
+        head_hi = -np.inf
+        head_lo = np.inf
+        for t in range(start, end):
+            v = x[t]
+            head_hi = v if v > head_hi else head_hi
+            head_lo = v if v < head_lo else head_lo
+            tail = t - start + 1
+            hi = tail_hi[tail] if tail_hi[tail] > head_hi else head_hi
+            lo = tail_lo[tail] if tail_lo[tail] < head_lo else head_lo
+            run = 0.0 if np.isnan(v) else run + 1.0
+            out[t] = NAN if (run < s or hi == lo) else 100.0 * (v - lo) / (hi - lo)
+        hi = -np.inf
+        lo = np.inf
+        for t in range(end - 1, start - 1, -1):
+            v = x[t]
+            hi = v if v > hi else hi
+            lo = v if v < lo else lo
+            tail_hi[t - start] = hi
+            tail_lo[t - start] = lo
 
 
 @njit(cache=True)
-def stoch_of_rsi_batch(rsi: Any, s: int, k: int, d: int, raw: Any, k_out: Any, d_out: Any) -> None:
-    """raw, K and D over a whole RSI array (the batch form of `stoch_of_rsi_step`)."""
-    run, hi, lo = 0.0, 0.0, 0.0
-    hi_at, lo_at = 0, 0
-    for t in range(rsi.size):
-        run, hi, hi_at, lo, lo_at, raw[t] = stoch_raw_at(rsi, t, s, run, hi, hi_at, lo, lo_at)
-    # Separate passes: each loop stays small enough for the compiler to keep its state in registers.
-    for t in range(rsi.size):
-        k_out[t] = sma_at(raw, t, k)
-    for t in range(rsi.size):
-        d_out[t] = sma_at(k_out, t, d)
+def stoch_of_rsi_series(rsi: Any, s: int, k: int, d: int, raw: Any, k_out: Any, d_out: Any) -> None:
+    """raw, K and D over a whole RSI array (the batch form of `stoch_of_rsi_step`). `raw` may be the
+    same array as `d_out`: it is only read before D is written."""
+    stoch_raw_series(rsi, s, raw)
+    sma_series(raw, k, k_out)
+    sma_series(k_out, d, d_out)
 
 
 @njit(cache=True)
@@ -194,7 +208,7 @@ def stoch_of_rsi_step(st: Any, i: int, o: int, rsi: float, s: int, k: int, d: in
     return raw, k_value, sma_step(st, i, o + 2 + k, k_value, d)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def ewo_update(
     f_seen: float, f_acc: float, s_seen: float, s_acc: float, close: float, fast: int, slow: int
 ) -> Any:
@@ -209,13 +223,18 @@ def _rsi_one(st: Any, i: int, close: float, n: int) -> float:
 
 
 @njit(cache=True)
-def _rsi_batch(close: Any, n: int, init: Any) -> Any:
+def rsi_series(close: Any, n: int, init: Any, out: Any, scratch: Any) -> None:
+    """The batch form of `rsi_step` into `out`; `scratch` (same length) holds the loss average."""
     prev, gs, ga, ls, la = init[0], init[1], init[2], init[3], init[4]
-    out = np.empty((1, close.size))
     for t in range(close.size):
-        gs, ga, ls, la, out[0, t] = rsi_update(prev, gs, ga, ls, la, close[t], n)
+        gs, ga, ls, la, out[t], scratch[t] = rsi_averages_update(prev, gs, ga, ls, la, close[t], n)
         prev = close[t]
-    return out
+    rsi_values(out, scratch, out)
+
+
+@njit(cache=True)
+def _rsi_batch(close: Any, n: int, init: Any, out: Any) -> None:
+    rsi_series(close, n, init, out[0], out[1])
 
 
 @njit(cache=True)
@@ -226,14 +245,9 @@ def _stoch_rsi_one(st: Any, i: int, close: float, r: int, s: int, k: int, d: int
 
 
 @njit(cache=True)
-def _stoch_rsi_batch(close: Any, r: int, s: int, k: int, d: int, init: Any) -> Any:
-    prev, gs, ga, ls, la = init[0], init[1], init[2], init[3], init[4]
-    out = np.empty((4, close.size))
-    for t in range(close.size):
-        gs, ga, ls, la, out[0, t] = rsi_update(prev, gs, ga, ls, la, close[t], r)
-        prev = close[t]
-    stoch_of_rsi_batch(out[0], s, k, d, out[1], out[2], out[3])
-    return out
+def _stoch_rsi_batch(close: Any, r: int, s: int, k: int, d: int, init: Any, out: Any) -> None:
+    rsi_series(close, r, init, out[0], out[1])
+    stoch_of_rsi_series(out[0], s, k, d, out[1], out[2], out[3])
 
 
 @njit(cache=True)
@@ -245,18 +259,17 @@ def _ewo_one(st: Any, i: int, close: float, fast: int, slow: int) -> float:
 
 
 @njit(cache=True)
-def _ewo_batch(close: Any, fast: int, slow: int, init: Any) -> Any:
+def _ewo_batch(close: Any, fast: int, slow: int, init: Any, out: Any) -> None:
     fs, fa, ss, sa = init[0], init[1], init[2], init[3]
-    out = np.empty((1, close.size))
     for t in range(close.size):
         fs, fa, ss, sa, out[0, t] = ewo_update(fs, fa, ss, sa, close[t], fast, slow)
-    return out
 
 
 class RSI(Indicator):
     """Wilder's RSI; first value at t = n; 100 when the loss average is 0, 0 when the gain average is."""
 
     name = "rsi"
+    scratch_rows = 1  # the loss average, while the batch form divides
     step_kernel = staticmethod(_rsi_one)
     batch_kernel = staticmethod(_rsi_batch)
 

@@ -6,7 +6,11 @@ State:
   average. These steps are pure functions of their state so that compiled loops keep it in registers.
 
 The EMA family is seeded with the SMA of the first n values and skips leading NaNs (so RSI's averages,
-whose inputs start at bar 1, are seeded at bar n). SMA sums its window oldest first.
+whose inputs start at bar 1, are seeded at bar n). SMA sums its window oldest first, starting from 0.0.
+
+The small update functions are inlined into every compiled loop that calls them (`inline="always"`):
+a call that LLVM does not inline passes its state through memory and makes a loop several times slower,
+and whether it inlines depends on which callee happened to be loaded from Numba's cache.
 """
 
 from __future__ import annotations
@@ -49,18 +53,33 @@ def sma_step(st: Any, i: int, o: int, x: float, n: int) -> float:
     return total / n
 
 
-@njit(cache=True)
-def sma_at(x: Any, t: int, n: int) -> float:
-    """SMA of x[t-n+1..t] summed oldest first, as `sma_step` does (the batch form reads the array)."""
-    if t + 1 < n:
-        return NAN
-    total = 0.0
-    for j in range(t + 1 - n, t + 1):
-        total += x[j]
-    return total / n
+# Bars per block of the batch SMA: its window sums stay in the L1 cache while they are accumulated.
+_SMA_BLOCK = 1024
 
 
 @njit(cache=True)
+def sma_series(x: Any, n: int, out: Any) -> None:
+    """The batch form of `sma_step`: out[t] = SMA of x[t-n+1..t], NaN before t = n-1 (`out` is not `x`).
+
+    Every sum runs oldest first from 0.0 as `sma_step` does, so both agree exactly; it is accumulated
+    one window position at a time across a block of bars, which the compiler turns into vector code.
+    """
+    size = x.size
+    for start in range(0, size, _SMA_BLOCK):
+        end = min(size, start + _SMA_BLOCK)
+        first = min(end, max(start, n - 1))
+        out[start:first] = NAN
+        sums = out[first:end]
+        sums[:] = 0.0
+        for age in range(n - 1, -1, -1):
+            older = x[first - age : end - age]
+            for t in range(sums.size):
+                sums[t] += older[t]
+        for t in range(sums.size):
+            sums[t] /= n
+
+
+@njit(cache=True, inline="always")
 def ewm_update(seen: float, acc: float, x: float, n: int, alpha: float) -> Any:
     """One EMA-family step on the state (seen, acc); returns (seen, acc, value)."""
     if seen >= n:
@@ -76,40 +95,33 @@ def ewm_update(seen: float, acc: float, x: float, n: int, alpha: float) -> Any:
     return seen, acc, acc
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def ema_update(seen: float, acc: float, x: float, n: int) -> Any:
     return ewm_update(seen, acc, x, n, 2.0 / (n + 1.0))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rma_update(seen: float, acc: float, x: float, n: int) -> Any:
     return ewm_update(seen, acc, x, n, 1.0 / n)
 
 
 @njit(cache=True)
-def _sma_batch(x: Any, n: int, init: Any) -> Any:
-    out = np.empty((1, x.size))
-    for t in range(x.size):
-        out[0, t] = sma_at(x, t, n)
-    return out
+def _sma_batch(x: Any, n: int, init: Any, out: Any) -> None:
+    sma_series(x, n, out[0])
 
 
 @njit(cache=True)
-def _ema_batch(x: Any, n: int, init: Any) -> Any:
+def _ema_batch(x: Any, n: int, init: Any, out: Any) -> None:
     seen, acc = init[0], init[1]
-    out = np.empty((1, x.size))
     for t in range(x.size):
         seen, acc, out[0, t] = ema_update(seen, acc, x[t], n)
-    return out
 
 
 @njit(cache=True)
-def _rma_batch(x: Any, n: int, init: Any) -> Any:
+def _rma_batch(x: Any, n: int, init: Any, out: Any) -> None:
     seen, acc = init[0], init[1]
-    out = np.empty((1, x.size))
     for t in range(x.size):
         seen, acc, out[0, t] = rma_update(seen, acc, x[t], n)
-    return out
 
 
 @njit(cache=True)

@@ -19,7 +19,7 @@ from services.strategy.indicators.volatility import true_range
 NAN = np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def ut_update(prev_src: float, prev_stop: float, src: float, atr: float, key: float) -> Any:
     """(stop, buy, sell) for this bar, buy and sell as 1.0 or 0.0; the new state is (src, stop)."""
     if np.isnan(atr):
@@ -57,7 +57,9 @@ def _ut_one(
 
 
 @njit(cache=True)
-def _ut_batch(op: Any, high: Any, low: Any, close: Any, key: float, n: int, use_ha: bool, init: Any) -> Any:
+def _ut_batch(
+    op: Any, high: Any, low: Any, close: Any, key: float, n: int, use_ha: bool, init: Any, out: Any
+) -> None:
     prev_close, seen, acc, ha_open, ha_close, prev_src, prev_stop = (
         init[0],
         init[1],
@@ -67,7 +69,6 @@ def _ut_batch(op: Any, high: Any, low: Any, close: Any, key: float, n: int, use_
         init[5],
         init[6],
     )
-    out = np.empty((3, close.size))
     for t in range(close.size):
         seen, acc, atr = rma_update(seen, acc, true_range(high[t], low[t], prev_close), n)
         prev_close = close[t]
@@ -77,7 +78,6 @@ def _ut_batch(op: Any, high: Any, low: Any, close: Any, key: float, n: int, use_
         out[0, t] = stop
         prev_src = src
         prev_stop = stop
-    return out
 
 
 class UTBot(Indicator):

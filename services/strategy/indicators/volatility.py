@@ -14,7 +14,7 @@ from services.strategy.indicators.base import FloatArray, Indicator, check_lengt
 from services.strategy.indicators.moving_averages import rma_update
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def true_range(high: float, low: float, prev_close: float) -> float:
     if np.isnan(prev_close):
         return high - low
@@ -37,23 +37,19 @@ def _atr_one(st: Any, i: int, high: float, low: float, close: float, n: int) -> 
 
 
 @njit(cache=True)
-def _tr_batch(high: Any, low: Any, close: Any, init: Any) -> Any:
+def _tr_batch(high: Any, low: Any, close: Any, init: Any, out: Any) -> None:
     prev = init[0]
-    out = np.empty((1, close.size))
     for t in range(close.size):
         out[0, t] = true_range(high[t], low[t], prev)
         prev = close[t]
-    return out
 
 
 @njit(cache=True)
-def _atr_batch(high: Any, low: Any, close: Any, n: int, init: Any) -> Any:
+def _atr_batch(high: Any, low: Any, close: Any, n: int, init: Any, out: Any) -> None:
     prev, seen, acc = init[0], init[1], init[2]
-    out = np.empty((1, close.size))
     for t in range(close.size):
         seen, acc, out[0, t] = rma_update(seen, acc, true_range(high[t], low[t], prev), n)
         prev = close[t]
-    return out
 
 
 class TR(Indicator):

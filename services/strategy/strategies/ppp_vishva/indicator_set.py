@@ -1,8 +1,8 @@
 """The PPP Vishva indicator set: batch columns over whole arrays, and a live step over many groups.
 
-The batch form runs each stand-alone indicator's compiled batch loop. The live form (`group_step`)
-advances one state row per parameter group by one bar, chaining the same step functions, so both
-agree exactly (tests check it on every data file).
+Both forms chain the same step functions, so they agree exactly (tests check it on every data file).
+The batch form (`compute`) fills one block of rows in a few compiled passes (see `batch_columns`); the
+live form (`group_step`) advances one state row per parameter group by one bar.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from services.strategy.indicators import ATR, EMA, EWO, HeikinAshi, StochRSI, UTBot
 from services.strategy.indicators.heikin_ashi import heikin_ashi_update
 from services.strategy.indicators.momentum import (
     STOCH_RAW_FIXED,
     ewo_update,
+    rsi_averages_update,
     rsi_update,
+    rsi_values,
+    stoch_of_rsi_series,
     stoch_of_rsi_step,
 )
 from services.strategy.indicators.moving_averages import ema_update, rma_update
@@ -28,6 +30,7 @@ from services.strategy.strategies.base import ParamValues
 from services.strategy.strategies.ppp_vishva.params import INDICATOR_PARAMS
 
 FloatArray = npt.NDArray[np.float64]
+NAN = np.nan
 
 COLUMNS = (
     "ema",
@@ -142,32 +145,90 @@ def step_groups(
         group_step(st, i, gp, k_off, d_off, op, high, low, close, out, i)
 
 
+@njit(cache=True)
+def batch_columns(
+    op: Any,
+    high: Any,
+    low: Any,
+    close: Any,
+    ema_len: int,
+    ut_key: float,
+    ut_atr: int,
+    ut_use_ha: bool,
+    ewo_fast: int,
+    ewo_slow: int,
+    rsi_len: int,
+    stoch_len: int,
+    k: int,
+    d: int,
+    atr_len: int,
+    out: Any,
+) -> None:
+    """Every column over whole arrays into `out`, a (len(COLUMNS), n) block: the batch form of
+    `group_step`.
+
+    One block allocated by NumPy (see `Indicator` on why) and no temporaries. The passes are
+    split where one long loop body would stall on latency: the range-based indicators, then the
+    close-based recurrences (RSI's averages parked in the RSI and K rows), then the RSI divisions, then
+    the stochastic window and its two SMAs (raw parked in the D row).
+    """
+    n = close.size
+    prev_close, sl_seen, sl_acc, ut_seen, ut_acc = NAN, 0.0, 0.0, 0.0, 0.0
+    ha_open, ha_close, prev_src, prev_stop = NAN, NAN, NAN, NAN
+    for t in range(n):
+        tr = true_range(high[t], low[t], prev_close)
+        prev_close = close[t]
+        sl_seen, sl_acc, out[C_ATR_SL, t] = rma_update(sl_seen, sl_acc, tr, atr_len)
+        ut_seen, ut_acc, atr_ut = rma_update(ut_seen, ut_acc, tr, ut_atr)
+        out[C_ATR_UT, t] = atr_ut
+        ha_open, out[C_HA_H, t], out[C_HA_L, t], ha_close = heikin_ashi_update(
+            ha_open, ha_close, op[t], high[t], low[t], close[t]
+        )
+        out[C_HA_O, t] = ha_open
+        out[C_HA_C, t] = ha_close
+        src = ha_close if ut_use_ha else close[t]
+        prev_stop, out[C_BUY, t], out[C_SELL, t] = ut_update(prev_src, prev_stop, src, atr_ut, ut_key)
+        out[C_STOP, t] = prev_stop
+        prev_src = src
+    prev_close, e_seen, e_acc, f_seen, f_acc, s_seen, s_acc = NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    g_seen, g_acc, l_seen, l_acc = 0.0, 0.0, 0.0, 0.0
+    for t in range(n):
+        c = close[t]
+        e_seen, e_acc, out[C_EMA, t] = ema_update(e_seen, e_acc, c, ema_len)
+        f_seen, f_acc, s_seen, s_acc, out[C_EWO, t] = ewo_update(
+            f_seen, f_acc, s_seen, s_acc, c, ewo_fast, ewo_slow
+        )
+        g_seen, g_acc, l_seen, l_acc, out[C_RSI, t], out[C_K, t] = rsi_averages_update(
+            prev_close, g_seen, g_acc, l_seen, l_acc, c, rsi_len
+        )
+        prev_close = c
+    rsi_values(out[C_RSI], out[C_K], out[C_RSI])
+    stoch_of_rsi_series(out[C_RSI], stoch_len, k, d, out[C_D], out[C_K], out[C_D])
+
+
 def compute(
     op: FloatArray, high: FloatArray, low: FloatArray, close: FloatArray, params: ParamValues
 ) -> dict[str, FloatArray]:
-    """All PPP Vishva columns over whole arrays (the batch form), one compiled pass per indicator.
-
-    Separate passes keep each loop's state in registers, which makes the set several times faster
-    than one fused loop; `group_step` (the live form) chains the same step functions.
-    """
-    g = {name: int(params[name]) for name in INDICATOR_PARAMS if name not in {"ut_key", "ut_use_ha"}}
-    stoch = StochRSI(g["stoch_rsi_len"], g["stoch_len"], g["stoch_k"], g["stoch_d"]).batch(close)
-    ha = HeikinAshi().batch(op, high, low, close)
-    ut = UTBot(float(params["ut_key"]), g["ut_atr"], bool(params["ut_use_ha"])).batch(op, high, low, close)
-    columns = {
-        "ema": EMA(g["ema_len"]).batch(close)["value"],
-        "atr_sl": ATR(g["atr_len"]).batch(high, low, close)["value"],
-        "atr_ut": ATR(g["ut_atr"]).batch(high, low, close)["value"],
-        "rsi": stoch["rsi"],
-        "stochrsi_k": stoch["k"],
-        "stochrsi_d": stoch["d"],
-        "ewo": EWO(g["ewo_fast"], g["ewo_slow"]).batch(close)["value"],
-        "ha_open": ha["open"],
-        "ha_high": ha["high"],
-        "ha_low": ha["low"],
-        "ha_close": ha["close"],
-        "ut_stop": ut["stop"],
-        "ut_buy": ut["buy"],
-        "ut_sell": ut["sell"],
-    }
-    return {name: columns[name] for name in COLUMNS}
+    """All PPP Vishva columns over whole arrays (the batch form): rows of one block, by name."""
+    o, h, lo, c = (np.ascontiguousarray(a, dtype=np.float64) for a in (op, high, low, close))
+    g = group_params(params)
+    block = np.empty((len(COLUMNS), c.size))
+    batch_columns(
+        o,
+        h,
+        lo,
+        c,
+        int(g[P_EMA]),
+        g[P_UT_KEY],
+        int(g[P_UT_ATR]),
+        g[P_UT_HA] != 0.0,
+        int(g[P_EWO_F]),
+        int(g[P_EWO_S]),
+        int(g[P_RSI]),
+        int(g[P_STOCH]),
+        int(g[P_K]),
+        int(g[P_D]),
+        int(g[P_ATR]),
+        block,
+    )
+    return {name: block[j] for j, name in enumerate(COLUMNS)}
