@@ -138,7 +138,9 @@ def _reconnect(sim: Simulator, key: Any) -> None:
     public.kline_stream(interval=1, symbol="SOLUSDT", callback=bars.append)
     private.order_stream(orders.append)
     try:
-        time.sleep(0.3)
+        # Both streams must be connected and subscribed before the drop, or the drop proves nothing.
+        wait_for(lambda: len(sim.public["linear"].subscribers.get("kline.1.SOLUSDT", ())) == 1)
+        wait_for(lambda: any("order" in c.topics for c in sim.private.connections))
         dropped = requests.post(sim.http_url + "/admin/streams/drop", json={"scope": "all"}, timeout=5).json()
         assert dropped["dropped"] == 2
         wait_for(lambda: len(sim.public["linear"].subscribers.get("kline.1.SOLUSDT", ())) == 1, timeout=20)
