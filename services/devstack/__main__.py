@@ -25,6 +25,7 @@ from services.devstack.nats import EmbeddedNats
 from services.devstack.openbao import EmbeddedOpenBao
 from services.devstack.platform import REPO, ServiceProcess, plan_services
 from services.devstack.postgres import EmbeddedPostgres
+from services.devstack.processes import EmbeddedServer
 from services.devstack.simulator import EmbeddedSimulator
 
 console = Console()
@@ -36,7 +37,7 @@ class Stack:
     def __init__(self, data: Path, usual_ports: bool = True) -> None:
         self.data = data
         self.usual_ports = usual_ports
-        self.parts: list[EmbeddedPostgres | EmbeddedNats | EmbeddedOpenBao | EmbeddedSimulator] = []
+        self.parts: list[EmbeddedServer] = []
         self.env: dict[str, str] = {}
         self.vault_tokens: dict[str, str] = {}
         self.rows: list[tuple[str, str, str]] = []

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
-from services.devstack.processes import binary, free_port, log_file, port_open, stop_process, wait_until
+from services.devstack.processes import (
+    EmbeddedServer,
+    binary,
+    free_port,
+    log_file,
+    port_open,
+    wait_until,
+)
 
 
 @dataclass
-class EmbeddedNats:
-    data_dir: Path
-    port: int = 0
-    host: str = "127.0.0.1"
-    proc: subprocess.Popen[bytes] | None = None
-
+class EmbeddedNats(EmbeddedServer):
     @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
@@ -42,7 +43,3 @@ class EmbeddedNats:
         )
         wait_until(lambda: port_open(self.host, self.port), timeout, "NATS", self.proc)
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import hvac
 
-from services.devstack.processes import binary, free_port, log_file, port_open, stop_process, wait_until
+from services.devstack.processes import (
+    EmbeddedServer,
+    binary,
+    free_port,
+    log_file,
+    port_open,
+    wait_until,
+)
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "helm" / "tradebot" / "files" / "vault-policies"
 # Transit keys: the tenants service's user-token key and one identity key per platform service.
@@ -36,11 +43,7 @@ def _write_private(path: Path, data: Mapping[str, object]) -> None:
 
 
 @dataclass
-class EmbeddedOpenBao:
-    data_dir: Path
-    port: int = 0
-    host: str = "127.0.0.1"
-    proc: subprocess.Popen[bytes] | None = None
+class EmbeddedOpenBao(EmbeddedServer):
     root_token: str = ""
     service_tokens: dict[str, str] = field(default_factory=dict)
 
@@ -126,7 +129,3 @@ class EmbeddedOpenBao:
         except hvac.exceptions.VaultError:
             return False
         return True
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)

@@ -13,25 +13,19 @@ import stat
 import subprocess
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 with warnings.catch_warnings():
     # pgserver's import asks platformdirs for a runtime folder it never uses here; keep `make run` quiet.
     warnings.simplefilter("ignore")
     from pgserver._commands import POSTGRES_BIN_PATH
 
-from services.devstack.processes import free_port, log_file, stop_process, wait_until
+from services.devstack.processes import EmbeddedServer, free_port, log_file, stop_process, wait_until
 
 DATABASE = "tradebot"
 
 
 @dataclass
-class EmbeddedPostgres:
-    data_dir: Path
-    port: int = 0
-    host: str = "127.0.0.1"
-    proc: subprocess.Popen[bytes] | None = None
-
+class EmbeddedPostgres(EmbeddedServer):
     @property
     def url(self) -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/{DATABASE}"

@@ -9,9 +9,24 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass
+class EmbeddedServer:
+    """A server process the local stack owns: where it keeps its files, where it listens."""
+
+    data_dir: Path
+    port: int = 0
+    host: str = "127.0.0.1"
+    proc: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

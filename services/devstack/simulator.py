@@ -8,18 +8,14 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.devstack.processes import free_port, log_file, stop_process, wait_until
+from services.devstack.processes import EmbeddedServer, free_port, log_file, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
-class EmbeddedSimulator:
-    data_dir: Path
-    port: int = 0
-    host: str = "127.0.0.1"
+class EmbeddedSimulator(EmbeddedServer):
     seconds_per_candle: float = 2.0
-    proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -50,7 +46,3 @@ class EmbeddedSimulator:
         )
         wait_until(self._answers, timeout, "the Bybit simulator", self.proc)
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
