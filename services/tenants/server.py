@@ -1,31 +1,55 @@
 """Tenants service wiring: users, roles, login, tokens, 2FA, exchange keys in Vault, settings, audit.
 
-Today it serves GetJwks (the public keys every service verifies tokens with); the other RPCs answer
-UNIMPLEMENTED (the generated base servicer) until the tenants work fills them in.
+Migrations run at start; the servicer is composed of one handler class per area (rpc_*.py); GetJwks
+publishes the user-token key and every platform service's identity key.
 """
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import grpc
 import hvac
+from pydantic import Field
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 from tradebot.tenants.v1 import tenants_service_pb2_grpc as rpc
 
+from services.common.db import migrate
 from services.common.runtime import ServiceRuntime
 from services.common.settings import ServiceSettings
 from services.common.signing import SERVICE_KEY_PREFIX, USER_KEY, TransitSigner
-from services.common.vault import vault_client
+from services.common.vault import SecretStore, vault_client
+from services.tenants.bootstrap import invite_first_admin
+from services.tenants.core import Deps
+from services.tenants.lockout import UnknownEmails
+from services.tenants.mailer import Mailer
+from services.tenants.rls import Database
+from services.tenants.rpc_audit import AuditRpcs
+from services.tenants.rpc_people import PeopleRpcs
+from services.tenants.rpc_sessions import SessionRpcs
+from services.tenants.rpc_settings import SettingsRpcs
+from services.tenants.tokens import TokenIssuer
+from services.tenants.totp import TotpVault
 
 _SERVICE = "/tradebot.tenants.v1.TenantsService/"
 # Calls that carry their own credential (an invite, a password, a refresh token) or none at all.
 PUBLIC_METHODS = {_SERVICE + name for name in ("SignUp", "Login", "RefreshToken", "GetJwks")}
 JWKS_CACHE_SECONDS = 300
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class Settings(ServiceSettings):
-    pass
+    db_schema: str = Field("tenants", pattern="^[a-z_][a-z0-9_]{0,50}$", description="PostgreSQL schema")
+    smtp_host: str = Field("", description="SMTP server for invitations; unset writes them to INVITE_OUTBOX")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port")
+    smtp_sender: str = Field("Tradebot <no-reply@tradebot.local>", description="From address of emails")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS")
+    invite_outbox: str = Field(".data/outbox", description="Folder for emails when SMTP_HOST is unset")
+    admin_email: str = Field("", description="Invite this person as the first platform ADMIN at start")
+    invite_link_base: str = Field(
+        "http://127.0.0.1:8501/?invite=", description="Sign-up link; the invite token is appended"
+    )
 
 
 def platform_public_keys(client: hvac.Client) -> list[dict[str, str]]:
@@ -35,8 +59,9 @@ def platform_public_keys(client: hvac.Client) -> list[dict[str, str]]:
     return [jwk for name in signers for jwk in TransitSigner(client, name).public_keys()]
 
 
-class TenantsServicer(rpc.TenantsServiceServicer):
-    def __init__(self, vault: hvac.Client) -> None:
+class TenantsServicer(SessionRpcs, PeopleRpcs, SettingsRpcs, AuditRpcs, rpc.TenantsServiceServicer):
+    def __init__(self, deps: Deps, vault: hvac.Client) -> None:
+        super().__init__(deps)
         self.vault = vault
 
     async def GetJwks(
@@ -48,6 +73,39 @@ class TenantsServicer(rpc.TenantsServiceServicer):
         return response
 
 
+def build_deps(settings: Settings, vault: hvac.Client, bus: object = None) -> Deps:
+    """Everything the handlers use, from settings; migrations run first (idempotent)."""
+    migrate(MIGRATIONS, settings.database_url, settings.db_schema)
+    totp_vault = TotpVault(vault)
+    totp_vault.ensure_key()
+    return Deps(
+        db=Database(settings.database_url, settings.db_schema),
+        issuer=TokenIssuer(TransitSigner(vault, USER_KEY)),
+        totp_vault=totp_vault,
+        secrets=SecretStore(vault),
+        mailer=Mailer(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_sender,
+            starttls=settings.smtp_starttls,
+            outbox=Path(settings.invite_outbox),
+            link_base=settings.invite_link_base,
+        ),
+        venue=settings.bybit_venue(),
+        bus=bus,  # type: ignore[arg-type]
+        unknown_emails=UnknownEmails(),
+    )
+
+
 async def setup(runtime: ServiceRuntime) -> None:
-    servicer = TenantsServicer(vault_client(runtime.settings))
-    runtime.add_servicer(rpc.add_TenantsServiceServicer_to_server, servicer)
+    settings: Settings = runtime.settings
+    vault = vault_client(settings)
+    deps = await asyncio.to_thread(build_deps, settings, vault, runtime.bus)
+    if settings.admin_email:
+        await asyncio.to_thread(invite_first_admin, deps, settings.admin_email)
+    runtime.add_servicer(rpc.add_TenantsServiceServicer_to_server, TenantsServicer(deps, vault))
+
+    async def close() -> None:
+        deps.db.dispose()
+
+    runtime.on_stop(close)
