@@ -17,9 +17,9 @@ from services.strategy.indicators.heikin_ashi import heikin_ashi_update
 from services.strategy.indicators.momentum import (
     STOCH_RAW_FIXED,
     ewo_update,
-    rsi_averages_update,
+    rsi_series,
+    rsi_state,
     rsi_update,
-    rsi_values,
     stoch_of_rsi_series,
     stoch_of_rsi_step,
 )
@@ -162,15 +162,16 @@ def batch_columns(
     k: int,
     d: int,
     atr_len: int,
+    rsi_init: Any,
     out: Any,
 ) -> None:
     """Every column over whole arrays into `out`, a (len(COLUMNS), n) block: the batch form of
     `group_step`.
 
     One block allocated by NumPy (see `Indicator` on why) and no temporaries. The passes are
-    split where one long loop body would stall on latency: the range-based indicators, then the
-    close-based recurrences (RSI's averages parked in the RSI and K rows), then the RSI divisions, then
-    the stochastic window and its two SMAs (raw parked in the D row).
+    split where one long loop body would stall on latency (measured: RSI in the EMA/EWO loop makes it
+    2x slower than two loops): the range-based indicators, the close-based averages, RSI (its loss
+    average parked in the K row), then the stochastic window and its two SMAs (raw parked in the D row).
     """
     n = close.size
     prev_close, sl_seen, sl_acc, ut_seen, ut_acc = NAN, 0.0, 0.0, 0.0, 0.0
@@ -190,19 +191,13 @@ def batch_columns(
         prev_stop, out[C_BUY, t], out[C_SELL, t] = ut_update(prev_src, prev_stop, src, atr_ut, ut_key)
         out[C_STOP, t] = prev_stop
         prev_src = src
-    prev_close, e_seen, e_acc, f_seen, f_acc, s_seen, s_acc = NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-    g_seen, g_acc, l_seen, l_acc = 0.0, 0.0, 0.0, 0.0
+    e_seen, e_acc, f_seen, f_acc, s_seen, s_acc = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     for t in range(n):
-        c = close[t]
-        e_seen, e_acc, out[C_EMA, t] = ema_update(e_seen, e_acc, c, ema_len)
+        e_seen, e_acc, out[C_EMA, t] = ema_update(e_seen, e_acc, close[t], ema_len)
         f_seen, f_acc, s_seen, s_acc, out[C_EWO, t] = ewo_update(
-            f_seen, f_acc, s_seen, s_acc, c, ewo_fast, ewo_slow
+            f_seen, f_acc, s_seen, s_acc, close[t], ewo_fast, ewo_slow
         )
-        g_seen, g_acc, l_seen, l_acc, out[C_RSI, t], out[C_K, t] = rsi_averages_update(
-            prev_close, g_seen, g_acc, l_seen, l_acc, c, rsi_len
-        )
-        prev_close = c
-    rsi_values(out[C_RSI], out[C_K], out[C_RSI])
+    rsi_series(close, rsi_len, rsi_init, out[C_RSI], out[C_K])
     stoch_of_rsi_series(out[C_RSI], stoch_len, k, d, out[C_D], out[C_K], out[C_D])
 
 
@@ -229,6 +224,7 @@ def compute(
         int(g[P_K]),
         int(g[P_D]),
         int(g[P_ATR]),
+        rsi_state(),
         block,
     )
     return {name: block[j] for j, name in enumerate(COLUMNS)}
