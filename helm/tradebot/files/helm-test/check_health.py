@@ -19,7 +19,8 @@ PAUSE_SECONDS = 3.0
 
 def grpc_serving(address: str) -> str:
     with grpc.insecure_channel(address) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
