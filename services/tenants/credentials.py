@@ -66,7 +66,8 @@ def _refusal(code: int) -> str:
 
 def check_key(venue: BybitVenue, api_key: str, api_secret: str) -> KeyCheck:
     """Ask Bybit what the key may do; raise InvalidArgument(field="api_key") for a key we refuse."""
-    session = venue.http(api_key, api_secret)
+    # Both calls are reads, safe to retry; pybit needs at least one attempt configured.
+    session = venue.http(api_key, api_secret, max_retries=1)
     try:
         info: dict[str, Any] = session.get_api_key_information()["result"]
         session.get_wallet_balance(accountType="UNIFIED")

@@ -236,10 +236,14 @@ class SessionRpcs(Core):
                     "this refresh token was already used: the session has been ended for safety; sign in again"
                 )
             elif (
-                row.revoke_time is not None
-                or row.use_time is not None
-                or row.expire_time <= datetime.now(UTC)
-            ) or user is None or user.disabled:
+                (
+                    row.revoke_time is not None
+                    or row.use_time is not None
+                    or row.expire_time <= datetime.now(UTC)
+                )
+                or user is None
+                or user.disabled
+            ):
                 reused = refused
             else:
                 return pb.RefreshTokenResponse(

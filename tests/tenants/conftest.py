@@ -60,6 +60,7 @@ class Member:
     email: str
     password: str = PASSWORD
     totp_secret: str = ""
+    recovery_codes: list[str] = field(default_factory=list)
 
     @property
     def meta(self) -> tuple[tuple[str, str], ...]:
@@ -117,9 +118,10 @@ class Stack:
     async def enable_totp(self, member: Member) -> None:
         enrol = await self.stub.EnrollTotp(pb.EnrollTotpRequest(), metadata=member.meta)
         member.totp_secret = enrol.secret
-        await self.stub.ConfirmTotp(
+        confirmed = await self.stub.ConfirmTotp(
             pb.ConfirmTotpRequest(code=pyotp.TOTP(enrol.secret).now()), metadata=member.meta
         )
+        member.recovery_codes = list(confirmed.recovery_codes)
 
     def service_meta(self, service: str = "strategy") -> tuple[tuple[str, str], ...]:
         import hvac
