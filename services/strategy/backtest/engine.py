@@ -10,6 +10,10 @@ Per bar t, in order:
 4. if flat and not cooling down, an entry signal at t's close becomes pending for t+1.
 A losing exit at bar e blocks entry signals before bar e + cooldown_bars. Nothing reads past bar t.
 A position still open at the end is closed at the last close ("end_of_data").
+
+Brackets, the exit check and what counts as a losing exit come from `services.strategy.position`, which
+the live bank applies too, so a bot live gives the signals a backtest gives (tests/strategy/
+test_live_parity.py).
 """
 
 from __future__ import annotations
@@ -26,6 +30,16 @@ from numba import njit
 from services.strategy.backtest.metrics import compute_metrics
 from services.strategy.candles import Candles
 from services.strategy.errors import CandleError
+from services.strategy.position import (
+    END_OF_DATA,
+    EXIT_REASONS,
+    NO_EXIT,
+    OPPOSITE_SIGNAL,
+    TAKE_PROFIT,
+    bar_exit,
+    bracket,
+    losing_exit,
+)
 from services.strategy.sizing import Instrument
 from services.strategy.strategies.base import FloatArray, ParamValues, Signals, Strategy
 
@@ -33,7 +47,6 @@ from services.strategy.strategies.base import FloatArray, ParamValues, Signals, 
 (T_SIDE, T_SIGNAL, T_ENTRY_BAR, T_ENTRY, T_QTY, T_STOP, T_TP, T_EXIT_BAR, T_EXIT, T_REASON, T_FEES, T_PNL) = (
     range(12)
 )
-EXIT_REASONS = ("stop_loss", "take_profit", "opposite_signal", "end_of_data")
 SKIP_REASONS = ("below_min_qty", "below_min_notional", "no_stop_distance", "no_equity")
 
 
@@ -103,39 +116,21 @@ def run_loop(
                 side = pending
                 qty = q
                 entry = fill
-                stop = fill - side * dist
-                tp = fill + side * tp_rr * dist
+                stop, tp = bracket(fill, side, dist, tp_rr)
                 entry_fee = qty * fill * fee
                 cash -= entry_fee
                 entry_bar = t
                 trades[n_trades, T_SIGNAL] = signal_bar
             pending = 0
-        exit_price = math.nan
-        exit_reason = -1
-        if side == 1:
-            if low[t] <= stop:
-                exit_price = min(op[t], stop) * (1.0 - slip)
-                exit_reason = 0
-            elif high[t] >= tp:
-                exit_price = max(op[t], tp)
-                exit_reason = 1
-            elif long_exit[t]:
-                exit_price = close[t] * (1.0 - slip)
-                exit_reason = 2
-        elif side == -1:
-            if high[t] >= stop:
-                exit_price = max(op[t], stop) * (1.0 + slip)
-                exit_reason = 0
-            elif low[t] <= tp:
-                exit_price = min(op[t], tp)
-                exit_reason = 1
-            elif short_exit[t]:
-                exit_price = close[t] * (1.0 + slip)
-                exit_reason = 2
-        if side != 0 and exit_reason < 0 and t == n - 1:
-            exit_price = close[t] * (1.0 - side * slip)
-            exit_reason = 3
+        exit_reason, exit_ref = bar_exit(side, stop, tp, op[t], high[t], low[t])
+        if exit_reason == NO_EXIT and side != 0:
+            opposite = long_exit[t] if side == 1 else short_exit[t]
+            if opposite or t == n - 1:
+                exit_reason = OPPOSITE_SIGNAL if opposite else END_OF_DATA
+                exit_ref = close[t]
         if exit_reason >= 0:
+            # Take-profit orders are limit orders: no slippage.
+            exit_price = exit_ref if exit_reason == TAKE_PROFIT else exit_ref * (1.0 - side * slip)
             exit_fee = qty * exit_price * fee
             gross = side * (exit_price - entry) * qty
             cash += gross - exit_fee
@@ -153,7 +148,7 @@ def run_loop(
             row[T_FEES] = entry_fee + exit_fee
             row[T_PNL] = net
             n_trades += 1
-            if net < 0.0:
+            if losing_exit(side, entry, exit_ref):
                 cool_until = t + cooldown
             side = 0
         if side == 0 and t + 1 < n and t >= cool_until:

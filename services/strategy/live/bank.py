@@ -1,10 +1,12 @@
 """A bank of live bots on one symbol and timeframe: positions, stops, cooldown and sizing as arrays.
 
 The strategy's `LiveKernel` turns each closed candle into signals for all bots at once; the bank
-applies what the backtester applies (stop first, then take-profit, against the bar's high/low; exit on
-the opposite signal at the close; cooldown after a losing exit; flat-only entries) and sizes entries in
-Decimal. Entries are assumed filled at the signal close until the execution service reports the real
-fill with `confirm_fill`.
+applies what the backtester applies, from the same functions (`services.strategy.position`): stop
+first, then take-profit, against the bar's range, at the level or the open when the bar opens beyond
+it; exit on the opposite signal at the close; cooldown after a losing exit; flat-only entries. It sizes
+entries in Decimal. Entries are assumed filled at the signal close until the execution service reports
+the real fill with `confirm_fill`, which places the stop and target from the fill as the backtester
+does; tests/strategy/test_live_parity.py checks that both give the same signals on real candles.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from services.strategy.position import EXIT_REASONS, NO_EXIT, bar_exits, bracket, losing_exit
 from services.strategy.sizing import Instrument, size_position
 from services.strategy.strategies.base import ParamValues, Strategy
 
@@ -49,6 +52,7 @@ class BotBank:
         self.equity = list(equity)
         self.side = np.zeros(n, dtype=np.int8)
         self.entry = np.full(n, np.nan)
+        self.distance = np.full(n, np.nan)
         self.stop = np.full(n, np.nan)
         self.take_profit = np.full(n, np.nan)
         self.qty: list[Decimal] = [Decimal(0)] * n
@@ -63,6 +67,7 @@ class BotBank:
         arrays = (
             self.side,
             self.entry,
+            self.distance,
             self.stop,
             self.take_profit,
             self.cooldown_until,
@@ -74,15 +79,9 @@ class BotBank:
     def step(self, op: float, high: float, low: float, close: float) -> list[Decision]:
         self.bar += 1
         decisions: list[Decision] = []
-        long_pos, short_pos = self.side == 1, self.side == -1
-        stop_hit = (long_pos & (low <= self.stop)) | (short_pos & (high >= self.stop))
-        tp_hit = ~stop_hit & (
-            (long_pos & (high >= self.take_profit)) | (short_pos & (low <= self.take_profit))
-        )
-        for i in np.flatnonzero(stop_hit):
-            decisions.append(self._exit(int(i), float(self.stop[i]), "stop_loss"))
-        for i in np.flatnonzero(tp_hit):
-            decisions.append(self._exit(int(i), float(self.take_profit[i]), "take_profit"))
+        reasons, prices = bar_exits(self.side, self.stop, self.take_profit, op, high, low)
+        for i in np.flatnonzero(reasons != NO_EXIT):
+            decisions.append(self._exit(int(i), float(prices[i]), EXIT_REASONS[reasons[i]]))
         sig = self.kernel.step(op, high, low, close)
         opposite = ((self.side == 1) & sig.long_exit) | ((self.side == -1) & sig.short_exit)
         for i in np.flatnonzero(opposite):
@@ -94,8 +93,8 @@ class BotBank:
         return decisions
 
     def _exit(self, i: int, price: float, reason: str) -> Decision:
-        pnl = (price - self.entry[i]) * self.side[i]
-        if pnl < 0:
+        """Close bot i at the reference `price` (the exit's price before slippage)."""
+        if losing_exit(int(self.side[i]), float(self.entry[i]), price):
             self.cooldown_until[i] = self.bar + self.cooldown[i]
         qty = self.qty[i]
         self.side[i] = 0
@@ -106,32 +105,31 @@ class BotBank:
         reasons = self.kernel.explain(i, side, close)
         plan = self.plans[i]
         entry = _dec(close)
-        stop = entry - side * _dec(distance)
         sized = size_position(
             equity=self.equity[i],
             entry=entry,
-            stop=stop,
+            stop=entry - side * _dec(distance),
             risk_per_trade=_dec(plan.risk_per_trade),
             leverage=_dec(plan.leverage),
             max_position_notional=_dec(plan.max_position_notional),
             instrument=self.instrument,
         )
         action = "enter_long" if side > 0 else "enter_short"
-        tp = close + side * self.tp_rr[i] * distance
+        stop, tp = bracket(close, side, distance, float(self.tp_rr[i]))
         if sized.skipped:
-            return Decision(
-                i, "skipped", close, sized.qty, close - side * distance, tp, sized.skipped_reason, reasons
-            )
+            return Decision(i, "skipped", close, sized.qty, stop, tp, sized.skipped_reason, reasons)
         self.side[i] = side
         self.entry[i] = close
-        self.stop[i] = close - side * distance
+        self.distance[i] = distance
+        self.stop[i] = stop
         self.take_profit[i] = tp
         self.qty[i] = sized.qty
-        return Decision(i, action, close, sized.qty, float(self.stop[i]), tp, "", reasons)
+        return Decision(i, action, close, sized.qty, stop, tp, "", reasons)
 
     def confirm_fill(self, bot: int, price: float) -> None:
-        """The exchange filled bot's entry at `price`: stop and target keep their distances."""
-        shift = price - self.entry[bot]
+        """The exchange filled bot's entry at `price`: the stop and target are placed from the fill at the
+        signal's distances, as the backtester places them."""
         self.entry[bot] = price
-        self.stop[bot] += shift
-        self.take_profit[bot] += shift
+        self.stop[bot], self.take_profit[bot] = bracket(
+            price, int(self.side[bot]), float(self.distance[bot]), float(self.tp_rr[bot])
+        )
