@@ -112,7 +112,7 @@ def reject_nul(message: Message, prefix: str = "") -> None:
             values = value if descriptor.is_repeated else [value]
             if any("\x00" in v for v in values):
                 raise InvalidArgument("must not contain NUL characters", field=name)
-        elif descriptor.type == descriptor.TYPE_MESSAGE:
+        elif descriptor.type == descriptor.TYPE_MESSAGE and descriptor.message_type is not None:
             if descriptor.message_type.GetOptions().map_entry:
                 for key, item in value.items():
                     if "\x00" in str(key) or (isinstance(item, str) and "\x00" in item):

@@ -60,7 +60,7 @@ def credentials_changed(tenant_id: str, change: int, version: int) -> tuple[str,
         event_id=event_id,
         tenant_id=tenant_id,
         change=change,
-        vault_version=version,  # type: ignore[arg-type]
+        vault_version=version,
     )
     message.change_time.FromDatetime(datetime.now(UTC))
     return f"tenant.credentials.{tenant_id}", message, event_id

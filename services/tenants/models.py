@@ -22,7 +22,7 @@ def _ts(nullable: bool = True) -> Any:
 
 
 def _json(default: Any) -> Any:
-    return Field(default_factory=lambda: default.copy(), sa_column=Column(sa.JSON, nullable=False))
+    return Field(default_factory=default.copy, sa_column=Column(sa.JSON, nullable=False))
 
 
 class Tenant(SQLModel, table=True):

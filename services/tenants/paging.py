@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sized
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from services.common.errors import InvalidArgument
 
@@ -43,7 +44,7 @@ def decode(token: str, filters: Any) -> Any:
 
 def expect(position: Any, kind: type, length: int = 0) -> Any:
     """A decoded position of the expected shape, or INVALID_ARGUMENT (a token is not to be built)."""
-    if not isinstance(position, kind) or (length and len(position) != length):
+    if not isinstance(position, kind) or (length and len(cast(Sized, position)) != length):
         raise InvalidArgument("is not a token this service returned", field="page_token")
     return position
 

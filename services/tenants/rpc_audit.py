@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 from tradebot.tenants.v1 import events_pb2
@@ -241,7 +242,7 @@ class AuditRpcs(CredentialRpcs):
                 ExchangeCredentials,
                 User,
             ):
-                session.execute(delete(model).where(model.tenant_id == tenant_id))  # type: ignore[attr-defined]
+                session.execute(delete(model).where(sa.column("tenant_id") == tenant_id))
             now = datetime.now(UTC)
             tenant.purge_time = now
             session.add(tenant)

@@ -8,6 +8,7 @@ about which key is current.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 import hvac
@@ -64,7 +65,7 @@ class CredentialRpcs(Core):
                 )
                 row.vault_path, row.vault_version = path, version
                 row.masked_api_key = credentials.mask(api_key)
-                row.environment = pb.ExchangeEnvironment.Name(environment)  # type: ignore[arg-type]
+                row.environment = pb.ExchangeEnvironment.Name(environment)
                 row.permissions, row.read_only, row.allowed_ips = (
                     checked.permissions,
                     checked.read_only,
@@ -100,12 +101,11 @@ class CredentialRpcs(Core):
             raise
 
     def _undo(self, path: str, version: int) -> None:
-        try:
+        # On failure the database still names the previous version; execution reads that one.
+        with contextlib.suppress(hvac.exceptions.VaultError, OSError):
             self.deps.secrets.kv.destroy_secret_versions(
                 path=path, versions=[version], mount_point=self.deps.secrets.mount
             )
-        except (hvac.exceptions.VaultError, OSError):
-            pass  # the database still names the previous version; execution reads that one
 
     def _environment(self, environment: int) -> int:
         if environment not in (

@@ -26,7 +26,7 @@ MAX_INVITE_TTL = timedelta(days=30)
 
 
 def _role(value: int, field: str) -> Role:
-    role = convert.PB_TO_ROLE.get(value)  # type: ignore[call-overload]
+    role = convert.PB_TO_ROLE.get(value)
     if role is None:
         raise InvalidArgument("must be VIEWER, TRADER, OWNER or ADMIN", field=field)
     return role

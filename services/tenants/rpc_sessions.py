@@ -232,8 +232,8 @@ class SessionRpcs(Core):
                     target_id=row.user_id,
                     details={"session_id": row.family_id},
                 )
-                reused: Exception | None = Unauthenticated(
-                    "this refresh token was already used: the session has been ended for safety; sign in again"
+                reused: Exception = Unauthenticated(
+                    "this refresh token was already used: the session was ended for safety; sign in again"
                 )
             elif (
                 (

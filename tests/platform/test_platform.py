@@ -11,6 +11,7 @@ import pytest
 from google.protobuf import descriptor_pb2, symbol_database
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from tradebot.tenants.v1 import tenants_service_pb2
 
 from services.devstack.platform import GRPC_SERVICES
 from tests.helpers.infra import Platform
@@ -25,7 +26,10 @@ SERVICE_NAMES = {
 # RPCs already built: to an empty request they answer a defined status (OK or a named refusal).
 # Every other RPC must answer UNIMPLEMENTED until its issue fills it in.
 IMPLEMENTED = {
-    "tradebot.tenants.v1.TenantsService/GetJwks",
+    *(
+        f"tradebot.tenants.v1.TenantsService/{method.name}"
+        for method in tenants_service_pb2.DESCRIPTOR.services_by_name["TenantsService"].methods
+    ),
     *(
         f"tradebot.marketdata.v1.MarketDataService/{name}"
         for name in (

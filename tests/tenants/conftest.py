@@ -49,7 +49,7 @@ class Inbox:
     def token_for(self, address: str) -> str:
         for message in reversed(self.messages):
             if message["To"] == address:
-                body = message.get_payload(decode=True).decode()
+                body = bytes(message.get_payload(decode=True)).decode()
                 return body.split("invite code on the sign-up page: ")[1].split()[0]
         raise AssertionError(f"no email to {address}")
 
@@ -135,9 +135,11 @@ class Stack:
 
     async def exchange_key(self, **options: Any) -> dict[str, str]:
         body = {"balances": {"USDT": "1000"}, **options}
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{self.sim.http_url}/admin/accounts", json=body) as response:
-                return dict(await response.json())
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.sim.http_url}/admin/accounts", json=body) as response,
+        ):
+            return dict(await response.json())
 
 
 @pytest.fixture(scope="session")
@@ -182,7 +184,7 @@ async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Async
     try:
         yield stack
     finally:
-        await channel.close()
+        await channel.close(None)
         await server.stop(1)
         await sim.stop()
         smtp.stop()

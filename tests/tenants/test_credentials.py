@@ -32,7 +32,7 @@ async def test_withdraw_enabled_or_read_only_keys_are_refused_with_the_reason(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stack.stub.PutExchangeCredentials(_put(key), metadata=owner.meta)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert reason in refused.value.details() and refused.value.details().startswith("api_key:")
+    assert reason in str(refused.value.details()) and (refused.value.details() or "").startswith("api_key:")
     status = await stack.stub.GetExchangeCredentialsStatus(
         pb.GetExchangeCredentialsStatusRequest(), metadata=owner.meta
     )
@@ -45,7 +45,9 @@ async def test_a_key_bybit_rejects_is_refused(stack: Stack) -> None:
     key["apiSecret"] = "x" * len(key["apiSecret"])
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stack.stub.PutExchangeCredentials(_put(key), metadata=owner.meta)
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "Bybit" in refused.value.details()
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "Bybit" in str(
+        refused.value.details()
+    )
 
 
 async def test_put_rotate_delete_and_the_planted_secret_appears_nowhere(stack: Stack) -> None:
@@ -63,7 +65,7 @@ async def test_put_rotate_delete_and_the_planted_secret_appears_nowhere(stack: S
     bad.environment = 0
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stack.stub.PutExchangeCredentials(bad, metadata=owner.meta)
-    responses.append(refused.value.details().encode())
+    responses.append(str(refused.value.details()).encode())
     status = await stack.stub.GetExchangeCredentialsStatus(
         pb.GetExchangeCredentialsStatusRequest(), metadata=owner.meta
     )

@@ -106,7 +106,7 @@ async def test_random_and_malformed_messages_get_defined_codes(stack: Stack) -> 
             call(raw, metadata=metas[who], timeout=10)
             code = grpc.StatusCode.OK
         except grpc.RpcError as error:
-            code = error.code()  # type: ignore[attr-defined]
+            code = error.code()
         codes.setdefault(name, set()).add(code.name)
         assert code not in UNDEFINED, f"{name} as {who} with {payload!r:.200} -> {code.name}"
 

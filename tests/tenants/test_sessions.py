@@ -32,7 +32,9 @@ async def test_refresh_rotates_and_reuse_revokes_the_whole_family(stack: Stack) 
     # The stolen first token comes back: refused, and the legitimate newest token dies with it.
     with pytest.raises(grpc.aio.AioRpcError) as reuse:
         await stack.stub.RefreshToken(pb.RefreshTokenRequest(refresh_token=first))
-    assert reuse.value.code() == grpc.StatusCode.UNAUTHENTICATED and "already used" in reuse.value.details()
+    assert reuse.value.code() == grpc.StatusCode.UNAUTHENTICATED and "already used" in str(
+        reuse.value.details()
+    )
     assert await _code(
         stack.stub.RefreshToken(pb.RefreshTokenRequest(refresh_token=third.refresh_token))
     ) == (grpc.StatusCode.UNAUTHENTICATED)
@@ -65,7 +67,7 @@ async def test_repeated_failures_lock_the_account_and_unknown_emails_alike(stack
         with pytest.raises(grpc.aio.AioRpcError) as locked:
             await stack.stub.Login(pb.LoginRequest(email=address, password=PASSWORD))
         assert locked.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "retry after" in locked.value.details()
+        assert "retry after" in str(locked.value.details())
     events = await stack.stub.ListAuditEvents(
         pb.ListAuditEventsRequest(action="user.login.failure"), metadata=owner.meta
     )
@@ -131,7 +133,9 @@ async def test_totp_is_required_at_login_and_for_step_up(stack: Stack) -> None:
         put.totp_code = code
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stack.stub.PutExchangeCredentials(put, metadata=owner.meta)
-        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED and "TOTP" in refused.value.details()
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED and "TOTP" in str(
+            refused.value.details()
+        )
     totp = pyotp.TOTP(owner.totp_secret)
     # The code that confirmed enrolment cannot be replayed: use the next step's (clock drift window).
     put.totp_code = totp.at(time.time() + 30)
