@@ -152,6 +152,19 @@ def test_stream_equals_batch_on_long_synthetic_series() -> None:
     _assert_live_equals_batch(c)
 
 
+@pytest.mark.parametrize(("r", "s", "k", "d"), [(3, 1, 1, 1), (5, 2, 1, 1), (9, 25, 20, 7), (30, 100, 4, 20)])
+def test_stoch_rsi_stream_equals_batch_for_other_lengths(r: int, s: int, k: int, d: int) -> None:
+    """The batch window extremes come in blocks of s bars; the streaming form keeps a ring of s."""
+    c = synthetic(12_000, seed=11)
+    ind = StochRSI(r, s, k, d)
+    batch = ind.batch(c.close)
+    stream = ind.stream()
+    rows = [stream.update(x) for x in c.close]
+    for name in ind.outputs:
+        assert np.array_equal(np.array([row[name] for row in rows]), batch[name], equal_nan=True), name
+    assert np.isfinite(batch["d"][r + s + k + d :]).any() or s == 1
+
+
 def test_talib_reference_file_stream_equals_batch() -> None:
     path = shared_file("talib-reference/daily_ref.csv")
     data = np.genfromtxt(path, delimiter=",", names=True)
