@@ -31,9 +31,7 @@ class Indicator(ABC):
     compiled batch loop `batch_kernel(*input arrays, *args, initial state row, out)`, which fills
     `out`, shaped (len(outputs) + scratch_rows, n), with the outputs in order and then its scratch rows.
 
-    `batch` allocates that block with NumPy rather than inside the compiled code: NumPy asks the kernel
-    for huge pages on large arrays, and first-touch page faults on a large fresh allocation otherwise
-    cost more than the indicator arithmetic.
+    `batch` allocates that block with `output_block` rather than inside the compiled code (see there).
     """
 
     name: ClassVar[str]
@@ -80,6 +78,24 @@ class IndicatorStream:
         if not isinstance(out, tuple):
             out = (out,)
         return {name: float(v) for name, v in zip(self.indicator.outputs, out, strict=True)}
+
+
+HUGE_PAGE = 2 << 20
+
+
+def output_block(rows: int, n: int) -> FloatArray:
+    """An uninitialised (rows, n) block for batch outputs, one C-contiguous row per output.
+
+    First-touch page faults on a large fresh block cost more than the indicator arithmetic, so the block
+    is allocated by NumPy (which asks the kernel for huge pages on large arrays; memory allocated inside
+    compiled code gets no such advice) and, when it spans several huge pages, starts on a huge-page
+    boundary so that all of it can be backed by them.
+    """
+    if rows * n * 8 < 2 * HUGE_PAGE:
+        return np.empty((rows, n))
+    raw = np.empty(rows * n + HUGE_PAGE // 8)
+    start = (-raw.ctypes.data % HUGE_PAGE) // 8
+    return raw[start : start + rows * n].reshape(rows, n)
 
 
 def check_length(name: str, field: str, value: int, minimum: int = 1) -> int:

@@ -156,7 +156,9 @@ def stoch_raw_step(st: Any, i: int, o: int, x: float, s: int) -> float:
     return 100.0 * (x - lo) / (hi - lo)
 
 
-@njit(cache=True)
+# error_model="numpy": the one division is by hi - lo with hi != lo, never zero, so this only drops
+# Python's zero-divisor check from the loop; the results are the same.
+@njit(cache=True, error_model="numpy")
 def stoch_raw_series(x: Any, s: int, out: Any) -> None:
     """The batch form of `stoch_raw_step` (`out` is not `x`).
 

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from services.strategy.indicators.base import output_block
 from services.strategy.indicators.heikin_ashi import heikin_ashi_update
 from services.strategy.indicators.momentum import (
     STOCH_RAW_FIXED,
@@ -168,7 +169,7 @@ def batch_columns(
     """Every column over whole arrays into `out`, a (len(COLUMNS), n) block: the batch form of
     `group_step`.
 
-    One block allocated by NumPy (see `Indicator` on why) and no temporaries. The passes are
+    One block (see `output_block` on why) and no temporaries. The passes are
     split where one long loop body would stall on latency (measured: RSI in the EMA/EWO loop makes it
     2x slower than two loops): the range-based indicators, the close-based averages, RSI (its loss
     average parked in the K row), then the stochastic window and its two SMAs (raw parked in the D row).
@@ -207,7 +208,7 @@ def compute(
     """All PPP Vishva columns over whole arrays (the batch form): rows of one block, by name."""
     o, h, lo, c = (np.ascontiguousarray(a, dtype=np.float64) for a in (op, high, low, close))
     g = group_params(params)
-    block = np.empty((len(COLUMNS), c.size))
+    block = output_block(len(COLUMNS), c.size)
     batch_columns(
         o,
         h,
