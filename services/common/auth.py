@@ -29,6 +29,7 @@ JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 # Raises Unauthenticated when the API token (the full value) was revoked; returns when it is active.
 ApiTokenCheck = Callable[[str], Awaitable[None]]
 API_TOKEN_PREFIX = "tbk_"
+VERIFIED_CACHE_SIZE = 100_000
 
 
 class TokenVerifier:
@@ -44,6 +45,7 @@ class TokenVerifier:
         self._api_check = api_token_check
         self._api_recheck = api_token_recheck_seconds
         self._api_checked: dict[str, float] = {}
+        self._verified: dict[str, tuple[Principal, float]] = {}
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = 0.0
         self._min_refresh = min_refresh_seconds
@@ -70,7 +72,25 @@ class TokenVerifier:
         return self._keys[kid]
 
     async def verify(self, token: str) -> Principal:
-        """Return the caller named by a valid token, or raise Unauthenticated saying why not."""
+        """Return the caller named by a valid token, or raise Unauthenticated saying why not.
+
+        A token already verified is remembered until it expires: a client presents the same token
+        on every call for its whole life, and checking an Ed25519 signature costs far more than a
+        lookup. Revocation of API tokens is still checked on its own schedule.
+        """
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] > time.time():
+            principal = cached[0]
+        else:
+            principal, expires_at = await self._verify_signature(token)
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:  # bounded: start over rather than grow
+                self._verified.clear()
+            self._verified[token] = (principal, expires_at)
+        if principal.api_token:
+            await self._check_api_token(token, principal.token_id)
+        return principal
+
+    async def _verify_signature(self, token: str) -> tuple[Principal, float]:
         presented = token
         if token.startswith(API_TOKEN_PREFIX):
             token = token.split("_", 2)[-1]
@@ -112,9 +132,7 @@ class TokenVerifier:
             is_api and presented.split("_", 2)[1] != str(claims.get("jti", ""))[:8]
         ):
             raise Unauthenticated("API tokens must be sent whole, as CreateApiToken returned them")
-        if is_api:
-            await self._check_api_token(presented, str(claims.get("jti", "")))
-        return Principal(
+        principal = Principal(
             user_id=str(claims["sub"]),
             tenant_id=str(claims["tid"]),
             role=role,
@@ -122,6 +140,7 @@ class TokenVerifier:
             token_id=str(claims.get("jti", "")),
             api_token=is_api,
         )
+        return principal, float(claims["exp"])
 
     async def _check_api_token(self, token: str, token_id: str) -> None:
         if self._api_check is None:

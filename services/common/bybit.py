@@ -58,8 +58,9 @@ class BybitVenue:
     def http(
         self, api_key: str | None = None, api_secret: str | None = None, *, timeout: int = 10, **kwargs: Any
     ) -> unified_trading.HTTP:
-        """A REST session. Retries are off by default: callers decide what a retry means for an order."""
-        kwargs.setdefault("max_retries", 0)
+        """A REST session. Retries are off by default: callers decide what a retry means for an order.
+        (pybit's `max_retries` counts attempts, so 1 is a single try; 0 would make no request at all.)"""
+        kwargs.setdefault("max_retries", 1)
         session = unified_trading.HTTP(
             testnet=self.env is BybitEnv.TESTNET,
             demo=self.env is BybitEnv.DEMO,

@@ -28,9 +28,11 @@ from opentelemetry import trace
 from services.common import telemetry
 from services.common.auth import TokenVerifier
 from services.common.context import bind_principal
-from services.common.errors import TradebotError, Unauthenticated
+from services.common.errors import InvalidArgument, TradebotError, Unauthenticated
 
 log = logging.getLogger("tradebot.grpc")
+
+Parser = Callable[[bytes], Any] | None
 
 # Methods of the standard services are never authenticated or logged per call.
 _INFRA_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -55,16 +57,17 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         method: str = details.method
         if handler is None or method.startswith(_INFRA_PREFIXES):
             return handler
+        # Requests arrive as bytes and are parsed inside the call scope: gRPC would otherwise parse
+        # them before any interceptor runs and report a malformed request as UNKNOWN.
+        parse = handler.request_deserializer
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_unary(method, handler.unary_unary, parse),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_stream(method, handler.unary_stream, parse),
                 response_serializer=handler.response_serializer,
             )
         # Client-streaming RPCs are not part of our contracts; serve them unwrapped if one appears.
@@ -123,22 +126,31 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         finally:
             otel_context.detach(token)
 
-    def _wrap_unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def _wrap_unary(self, method: str, behavior: Callable[..., Any], parse: Parser) -> Callable[..., Any]:
+        async def wrapped(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             async with self._call_scope(method, context):
-                result = behavior(request, context)
+                result = behavior(_parse(parse, raw), context)
                 # Generated base servicers are plain functions; our servicers are coroutines.
                 return await result if inspect.isawaitable(result) else result
 
         return wrapped
 
-    def _wrap_stream(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    def _wrap_stream(self, method: str, behavior: Callable[..., Any], parse: Parser) -> Callable[..., Any]:
+        async def wrapped(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with self._call_scope(method, context):
-                async for item in behavior(request, context):
+                async for item in behavior(_parse(parse, raw), context):
                     yield item
 
         return wrapped
+
+
+def _parse(parse: Parser, raw: bytes) -> Any:
+    if parse is None:
+        return raw
+    try:
+        return parse(raw)
+    except Exception:  # DecodeError, or worse for hostile input: always the caller's error
+        raise InvalidArgument("the request is not a valid message of this RPC's request type") from None
 
 
 def _code_of(error: Exception, context: grpc.aio.ServicerContext) -> str:

@@ -32,7 +32,7 @@ from grpc_health.v1._async import HealthServicer
 
 from services.common import bus as bus_module
 from services.common import telemetry
-from services.common.auth import TokenVerifier
+from services.common.auth import TokenVerifier, tenants_api_token_check
 from services.common.grpc_server import build_server, enable_reflection
 from services.common.jwks import tenants_jwks_fetcher
 from services.common.logs import configure_logging
@@ -88,21 +88,44 @@ Setup = Callable[[ServiceRuntime], Awaitable[None]]
 
 
 def run_service(
-    name: str, settings_cls: type[S], setup: Setup, *, public_methods: Iterable[str] = ()
+    name: str,
+    settings_cls: type[S],
+    setup: Setup,
+    *,
+    public_methods: Iterable[str] = (),
+    check_api_tokens_with_tenants: bool = True,
 ) -> None:
     """Entry point of `python -m services.<name>`; returns when the service has stopped."""
     settings = load_settings(settings_cls, name)
     configure_logging(name, settings.log_level)
     telemetry.configure_telemetry(name)
-    asyncio.run(serve(name, settings, setup, public_methods=public_methods))
+    asyncio.run(
+        serve(
+            name,
+            settings,
+            setup,
+            public_methods=public_methods,
+            check_api_tokens_with_tenants=check_api_tokens_with_tenants,
+        )
+    )
 
 
 async def serve(
-    name: str, settings: ServiceSettings, setup: Setup, *, public_methods: Iterable[str] = ()
+    name: str,
+    settings: ServiceSettings,
+    setup: Setup,
+    *,
+    public_methods: Iterable[str] = (),
+    check_api_tokens_with_tenants: bool = True,
 ) -> None:
     started = time.monotonic()
     metrics_port = telemetry.serve_metrics(settings.grpc_host, settings.metrics_port)
-    verifier = TokenVerifier(tenants_jwks_fetcher(settings.tenants_addr)) if settings.tenants_addr else None
+    verifier = None
+    if settings.tenants_addr:
+        # Long-lived API tokens are re-checked with tenants so a revocation takes effect within
+        # seconds everywhere (docs/decisions/0014); tenants itself checks its own database instead.
+        api_check = tenants_api_token_check(settings.tenants_addr) if check_api_tokens_with_tenants else None
+        verifier = TokenVerifier(tenants_jwks_fetcher(settings.tenants_addr), api_token_check=api_check)
     server, health = build_server(verifier, public_methods)
     bus = await bus_module.connect(settings.nats_url, name) if settings.nats_url else None
     credentials = None

@@ -3,4 +3,5 @@
 from services.common.runtime import run_service
 from services.tenants.server import PUBLIC_METHODS, Settings, setup
 
-run_service("tenants", Settings, setup, public_methods=PUBLIC_METHODS)
+# Tenants checks API tokens against its own database on every call, not by asking itself.
+run_service("tenants", Settings, setup, public_methods=PUBLIC_METHODS, check_api_tokens_with_tenants=False)

@@ -31,7 +31,6 @@ from services.tenants.mailer import Mailer
 from services.tenants.models import ApiToken, TenantSettings, User
 from services.tenants.rls import Database
 from services.tenants.tokens import TokenIssuer
-from services.tenants.wire import Malformed
 
 # Calls a user may make before enrolling TOTP when the tenant requires it.
 TOTP_SETUP_CALLS = {"EnrollTotp", "ConfirmTotp", "GetMe", "Logout"}
@@ -137,8 +136,6 @@ def blocking(fn: Callable[[Any, Any, CallInfo], T]) -> Callable[[Any, Any, grpc.
             client_ip=_peer_ip(context),
             trace_id=format(span.trace_id, "032x") if span.is_valid else "",
         )
-        if isinstance(request, Malformed):
-            raise request.error()
         reject_nul(request)
         outbox, token = events.open_outbox()
         try:

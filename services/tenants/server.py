@@ -20,7 +20,6 @@ from services.common.runtime import ServiceRuntime
 from services.common.settings import ServiceSettings
 from services.common.signing import SERVICE_KEY_PREFIX, USER_KEY, TransitSigner
 from services.common.vault import SecretStore, vault_client
-from services.tenants import wire
 from services.tenants.bootstrap import invite_first_admin
 from services.tenants.core import Deps
 from services.tenants.lockout import UnknownEmails
@@ -32,7 +31,6 @@ from services.tenants.rpc_sessions import SessionRpcs
 from services.tenants.rpc_settings import SettingsRpcs
 from services.tenants.tokens import TokenIssuer
 from services.tenants.totp import TotpVault
-from services.tenants.wire import Malformed
 
 _SERVICE = "/tradebot.tenants.v1.TenantsService/"
 # Calls that carry their own credential (an invite, a password, a refresh token) or none at all.
@@ -69,8 +67,6 @@ class TenantsServicer(SessionRpcs, PeopleRpcs, SettingsRpcs, AuditRpcs, rpc.Tena
     async def GetJwks(
         self, request: pb.GetJwksRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetJwksResponse:
-        if isinstance(request, Malformed):
-            raise request.error()
         keys = await asyncio.to_thread(platform_public_keys, self.vault)
         response = pb.GetJwksResponse(keys=[pb.Jwk(**key) for key in keys])
         response.cache_ttl.FromSeconds(JWKS_CACHE_SECONDS)
@@ -107,8 +103,7 @@ async def setup(runtime: ServiceRuntime) -> None:
     deps = await asyncio.to_thread(build_deps, settings, vault, runtime.bus)
     if settings.admin_email:
         await asyncio.to_thread(invite_first_admin, deps, settings.admin_email)
-    # Not runtime.add_servicer: our registration parses requests leniently (wire.py).
-    runtime.service_names.append(wire.add_to_server(TenantsServicer(deps, vault), runtime.server))
+    runtime.add_servicer(rpc.add_TenantsServiceServicer_to_server, TenantsServicer(deps, vault))
 
     async def close() -> None:
         deps.db.dispose()

@@ -220,3 +220,18 @@ def test_logs_are_json_with_trace_and_tenant_and_metrics_are_exported(platform: 
         exposition = response.read().decode()
     assert "rpc_server_duration_seconds_count{" in exposition
     assert 'rpc_method="/tradebot.strategy.v1.StrategyService/ListBots"' in exposition
+
+
+@pytest.mark.parametrize("name", GRPC_SERVICES)
+def test_undecodable_request_bytes_are_invalid_argument_not_unknown(platform: Platform, name: str) -> None:
+    token = access_token(platform.infra.vault, tenant_id="tenant-a", role="owner")
+    service = SERVICE_NAMES[name]
+    method = next(m for m in reflected_methods(platform.address(name), service) if not m.server_streaming)
+    with grpc.insecure_channel(platform.address(name)) as channel:
+        call = channel.unary_unary(
+            f"/{service}/{method.name}", request_serializer=None, response_deserializer=None
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            call(b"\xff\xff\xff\xff", metadata=(("authorization", f"Bearer {token}"),), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid message" in str(refused.value.details())

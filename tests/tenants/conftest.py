@@ -27,7 +27,6 @@ from services.common.jwks import tenants_jwks_fetcher
 from services.common.signing import TransitSigner, service_key
 from services.devstack.processes import free_port
 from services.exchangesim.app import SimConfig, Simulator
-from services.tenants import wire
 from services.tenants.bootstrap import invite_first_admin
 from services.tenants.core import Deps
 from services.tenants.server import PUBLIC_METHODS, Settings, TenantsServicer, build_deps
@@ -172,7 +171,7 @@ async def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Async
     port = free_port()
     address = f"127.0.0.1:{port}"
     server, _health = build_server(TokenVerifier(tenants_jwks_fetcher(address)), PUBLIC_METHODS)
-    wire.add_to_server(TenantsServicer(deps, vault), server)
+    rpc.add_TenantsServiceServicer_to_server(TenantsServicer(deps, vault), server)
     server.add_insecure_port(address)
     await server.start()
     channel = grpc.aio.insecure_channel(address)
