@@ -1,7 +1,10 @@
 """Token verification in a consumer service (TokenVerifier with cached JWKS) and the login cost.
 
-- verify: tokens/s through `services.common.auth.TokenVerifier` with its JWKS cached, as every
-  service verifies each call; baseline: PyJWT's bare `jwt.decode` with the same key (the floor).
+- verify: calls/s through `services.common.auth.TokenVerifier` with its JWKS cached, as every
+  service verifies each call. Two workloads: every call with a token never seen before (a full
+  Ed25519 check each time: the worst case), and realistic traffic where each session's token is
+  presented on many calls (1,000 sessions x 20 calls, shuffled), which the verifier answers from
+  its verified-token cache after the first check. Baseline: PyJWT's bare `jwt.decode` per call.
   Goal: >= 20,000/s.
 - login: one Argon2id hash and one verify with the parameters of services/tenants/passwords.py;
   baseline: argon2-cffi's default parameters. Goal: >= 50 ms per hash (offline guessing stays costly).
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import time
 import uuid
 from typing import Any
@@ -81,18 +85,34 @@ def bench_verify() -> dict[str, Any]:
         return time.perf_counter() - started
 
     ours = _rate(TOKENS, asyncio.run(run()))
+    sessions = tokens[:1_000]
+    traffic = [token for token in sessions for _ in range(TOKENS // len(sessions))]
+    random.Random(7).shuffle(traffic)
+    repeat_verifier = TokenVerifier(fetch)
+
+    async def run_traffic() -> float:
+        await repeat_verifier.verify(traffic[0])
+        started = time.perf_counter()
+        for token in traffic:
+            await repeat_verifier.verify(token)
+        return time.perf_counter() - started
+
+    ours_traffic = _rate(len(traffic), asyncio.run(run_traffic()))
     key = jwt.PyJWK.from_dict(jwk).key
     started = time.perf_counter()
     for token in tokens:
         jwt.decode(token, key=key, algorithms=["EdDSA"], audience=AUDIENCE, issuer=USER_ISSUER)
     bare = _rate(TOKENS, time.perf_counter() - started)
     return {
-        "ours": ours,
+        "every_token_new": ours,
+        "sessions_traffic": ours_traffic,
         "baseline_pyjwt_decode": bare,
-        "ratio": round(ours / bare, 3),
+        "ratio_every_token_new": round(ours / bare, 3),
+        "ratio_sessions_traffic": round(ours_traffic / bare, 3),
         "goal": 20_000,
-        "goal_met": ours >= 20_000,
-        "unit": "tokens/s, one core",
+        "goal_met_sessions_traffic": ours_traffic >= 20_000,
+        "goal_met_every_token_new": ours >= 20_000,
+        "unit": "verified calls/s, one core",
     }
 
 
