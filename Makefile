@@ -14,7 +14,7 @@ STAMP := $(VENV)/.synced
 PROTO_STAMP := gen/.stamp
 PROTOS := $(shell find proto -name '*.proto')
 
-.PHONY: help run test lint typecheck proto bench soak clean
+.PHONY: help run test lint browser proto bench soak clean
 
 help: ## List every target
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,8 +43,13 @@ lint: $(STAMP) $(PROTO_STAMP) ## ruff (lint and format check) and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services tests bench scripts
 
-test: lint ## Lint, type-check, then the full test suite (real PostgreSQL, NATS, OpenBao, gRPC)
+test: lint browser ## Lint, type-check, then the full test suite (real PostgreSQL, NATS, OpenBao, gRPC, Chromium)
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+browser: ## Debian's Chromium for the dashboard's browser tests (installed once, needs root)
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "the browser tests need Debian's chromium: sudo apt-get install chromium chromium-driver"; exit 1; fi; }
 
 soak: $(STAMP) $(PROTO_STAMP) ## Slow load and soak tests
 	$(VENV)/bin/pytest -q -m slow $(PYTEST_ARGS)
