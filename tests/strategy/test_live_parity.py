@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 
 from services.strategy.backtest.engine import BacktestConfig, BacktestResult, run_backtest
-from services.strategy.candles import Candles
+from services.strategy.candles import Candles, load_csv
 from services.strategy.errors import CandleError
 from services.strategy.live.bank import BotBank
 from services.strategy.registry import get_strategy
 from services.strategy.sizing import Instrument
 from services.strategy.strategies.base import ParamValues
+from tests.strategy.conftest import DATA, OHLCV_FILES
 
 STRATEGY = get_strategy("ppp_vishva")
 # Every bot in one bank: the three templates as they are, and distinct parameter sets that exercise
@@ -83,7 +84,8 @@ def backtest_signals(res: BacktestResult) -> list[Signal]:
     return sorted(out, key=lambda s: (s[0], s[1].startswith("enter")))
 
 
-def run_live(candles: Candles, params: list[ParamValues]) -> tuple[list[list[Signal]], BotBank]:
+def run_live(candles: Candles, params: list[ParamValues]) -> list[list[Signal]]:
+    """Every candle through one bank of all the bots; each entry confirmed at the backtester's fill."""
     bank = BotBank(STRATEGY, params, CONFIG.instrument, [CONFIG.initial_equity] * len(params))
     signals: list[list[Signal]] = [[] for _ in params]
     side = [0] * len(params)
@@ -100,7 +102,7 @@ def run_live(candles: Candles, params: list[ParamValues]) -> tuple[list[list[Sig
                 signals[dec.bot].append((t, dec.action, dec.price, dec.stop, dec.take_profit))
                 side[dec.bot] = 1 if dec.action == "enter_long" else -1
                 bank.confirm_fill(dec.bot, fill_price(candles, t, side[dec.bot]))
-    return signals, bank
+    return signals
 
 
 def assert_same(live: list[Signal], expected: list[Signal], label: str) -> None:
@@ -114,7 +116,7 @@ def assert_same(live: list[Signal], expected: list[Signal], label: str) -> None:
 
 def test_live_bank_emits_the_backtesters_signals(real_candles: Candles) -> None:
     params = bot_params()
-    live, _ = run_live(real_candles, params)
+    live = run_live(real_candles, params)
     compared = 0
     for i, p in enumerate(params):
         label = f"bot {i} {BOTS[i]}"
@@ -132,12 +134,9 @@ def test_live_bank_emits_the_backtesters_signals(real_candles: Candles) -> None:
 
 
 def test_confirmed_fill_sets_the_backtesters_stop_and_target() -> None:
-    from tests.strategy.conftest import OHLCV_FILES
-
+    """After confirm_fill the bank holds the backtester's entry, stop and take-profit, to the bit."""
     if not OHLCV_FILES:
-        pytest.skip("no OHLCV files under shared/data/ohlcv")
-    from services.strategy.candles import load_csv
-
+        pytest.skip(f"no OHLCV files under {DATA / 'ohlcv'}")
     candles = load_csv(max(OHLCV_FILES, key=lambda f: f.stat().st_size))
     params = bot_params()
     bank = BotBank(STRATEGY, params, CONFIG.instrument, [CONFIG.initial_equity] * len(params))
