@@ -1,0 +1,5 @@
+"""account (being built)."""
+
+import streamlit as st
+
+st.title("account")

@@ -1,0 +1,5 @@
+"""admin (being built)."""
+
+import streamlit as st
+
+st.title("admin")

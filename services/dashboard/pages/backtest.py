@@ -1,0 +1,5 @@
+"""backtest (being built)."""
+
+import streamlit as st
+
+st.title("backtest")

@@ -1,0 +1,5 @@
+"""bots (being built)."""
+
+import streamlit as st
+
+st.title("bots")

@@ -1,0 +1,5 @@
+"""chart (being built)."""
+
+import streamlit as st
+
+st.title("chart")

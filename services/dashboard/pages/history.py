@@ -1,0 +1,5 @@
+"""history (being built)."""
+
+import streamlit as st
+
+st.title("history")

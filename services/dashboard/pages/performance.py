@@ -1,0 +1,5 @@
+"""performance (being built)."""
+
+import streamlit as st
+
+st.title("performance")
