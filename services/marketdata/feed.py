@@ -101,12 +101,30 @@ class MarketFeed:
         self._generation[category] += 1
         generation = self._generation[category]
         self._callbacks[category] = self._callback_for(category, generation)
+        callback = self._callbacks[category]
         socket = self._venue.websocket(category, retries=self._retries)
         socket._on_open = lambda: self._reopened(category, generation)  # every later open is a reconnect
+        # pybit looks a message's callback up by topic and raises KeyError for a topic it does not hold
+        # (a message still in flight after an unsubscribe, a refused subscription), which kills the
+        # socket for good. We route by topic ourselves: every message goes to the one callback.
+        socket._get_callback = lambda topic: callback
+        socket._pop_callback = lambda topic: socket.callback_directory.pop(topic, None)
+        return socket
+
+    def _usable(self, category: str) -> WebSocket | None:
+        """The category's socket unless pybit gave up on it (`exited` after an error it will not retry)."""
+        socket = self._sockets.get(category)
+        if socket is not None and socket.exited and not socket.is_connected():
+            del self._sockets[category]
+            return None
         return socket
 
     @staticmethod
     def _subscribe(socket: WebSocket, topic: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        # pybit's subscribe waits for ever for a connection; while it is reconnecting, fail instead and
+        # let the caller try again, rather than hold a thread and the category's lock indefinitely.
+        if not socket.is_connected():
+            raise ConnectionError(f"the {topic} socket is not connected yet")
         kind, _, rest = topic.partition(".")
         if kind == "kline":
             interval, _, symbol = rest.partition(".")
@@ -131,10 +149,12 @@ class MarketFeed:
         async with self._locks[category]:
             if topic in self._topics[category]:
                 return
-            socket = self._sockets.get(category)
+            socket = self._usable(category)
             if socket is None:
                 socket = await asyncio.to_thread(self._build, category)
                 self._sockets[category] = socket
+                for held in sorted(self._topics[category]):  # a rebuilt socket carries every topic
+                    await asyncio.to_thread(self._subscribe, socket, held, self._callbacks[category])
             await asyncio.to_thread(self._subscribe, socket, topic, self._callbacks[category])
             self._topics[category].add(topic)
 

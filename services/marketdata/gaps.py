@@ -68,12 +68,12 @@ class StreamSequencer:
     async def offer(self, candle: Candle) -> None:
         """A closed candle received live."""
         expected = self.next_start
-        if self._repair is not None or expected is None:
+        if self._repair is not None:
             self._held.append(candle)
             return
-        if candle.start < expected:
+        if expected is not None and candle.start < expected:
             return  # already published (e.g. fetched by a repair before the socket delivered it)
-        if candle.start > expected:
+        if expected is None or candle.start > expected:
             self._held.append(candle)
             self.repair()
             return
