@@ -5,7 +5,8 @@ waiting would cap a stream at one round trip per candle and the whole service at
 candles a second. Order is still kept: one connection, messages written in call order, and the server
 stores them in that order. The acknowledgement is handled when it arrives: success advances the
 stream's stored cursor, failure sends the stream back to repair from that candle (the `Nats-Msg-Id`
-makes re-sending whatever did get stored harmless). See docs/decisions/0001-marketdata-*.md.
+makes re-sending whatever did get stored harmless).
+See docs/decisions/0030-marketdata-exactly-once-candles.md.
 """
 
 from __future__ import annotations
