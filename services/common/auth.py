@@ -199,6 +199,13 @@ def require_service(principal: Principal | None) -> Principal:
     return principal
 
 
+def require_reader(principal: Principal | None) -> Principal:
+    """For data any authenticated caller may read: users of any role, or a platform service."""
+    if principal is not None and principal.role is Role.SERVICE:
+        return principal
+    return require_role(principal, Role.VIEWER)
+
+
 def require_role(principal: Principal | None, role: Role) -> Principal:
     """The one role check services use: the caller must hold `role` or a stronger one."""
     if principal is None:

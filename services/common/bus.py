@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck, StorageType, StreamConfig
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
@@ -88,6 +88,16 @@ class Bus:
         headers = telemetry.inject({"Nats-Msg-Id": msg_id})
         ack = await self.js.publish(subject, message.SerializeToString(), headers=headers)
         return not ack.duplicate
+
+    async def publish_pipelined(self, subject: str, message: Message, msg_id: str) -> asyncio.Future[PubAck]:
+        """Publish without waiting for JetStream's ack; returns the ack's future.
+
+        For high-rate publishers (the candle feed): many messages in flight on one connection keep
+        their order, and the caller settles each future (a failed one must be published again, with
+        the same id, which makes the repeat harmless).
+        """
+        headers = telemetry.inject({"Nats-Msg-Id": msg_id})
+        return await self.js.publish_async(subject, message.SerializeToString(), headers=headers)
 
     def consume(
         self,

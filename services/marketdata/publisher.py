@@ -21,7 +21,6 @@ import nats.js.errors
 from nats.js.api import PubAck
 from tradebot.marketdata.v1 import events_pb2
 
-from services.common import telemetry
 from services.common.bus import Bus
 from services.marketdata.domain import Candle, StreamKey
 from services.marketdata.metrics import FeedMetrics
@@ -55,10 +54,7 @@ class CandlePublisher:
         """Send one closed candle; returns once it is written to the connection, before its ack."""
         now = time.time()
         event = candle.event(int(now * 1000), backfilled)
-        headers = telemetry.inject({"Nats-Msg-Id": event.event_id})
-        future = await self._bus.js.publish_async(
-            candle.key.subject, event.SerializeToString(), headers=headers
-        )
+        future = await self._bus.publish_pipelined(candle.key.subject, event, event.event_id)
         self._pending.add(future)
         future.add_done_callback(lambda f: self._settled(f, candle))
         self._metrics.candle_lag.record(now - (candle.end + 1) / 1000, BACKFILLED if backfilled else LIVE)

@@ -8,10 +8,7 @@ naming the field at fault; the shared interceptor maps them to status codes.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import json
 import logging
 import time
 import uuid
@@ -20,16 +17,16 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from tradebot.common.v1 import common_pb2
 from tradebot.marketdata.v1 import events_pb2
 from tradebot.marketdata.v1 import marketdata_service_pb2 as pb
 from tradebot.marketdata.v1 import marketdata_service_pb2_grpc as rpc
 
-from services.common.auth import require_role, require_service
+from services.common import paging
+from services.common.auth import require_reader, require_service
 from services.common.bus import Bus
-from services.common.context import Role, current_principal
+from services.common.context import current_principal
 from services.common.errors import InvalidArgument, NotFound, Unavailable
 from services.marketdata.demand import DEFAULT_TTL, MAX_TTL, MIN_TTL, Demand
 from services.marketdata.domain import Candle, StreamKey, category_name, interval_ms, timestamp
@@ -53,52 +50,6 @@ STATES = {
     State.ACTIVE: pb.SUBSCRIPTION_STATE_ACTIVE,
     State.FAILED: pb.SUBSCRIPTION_STATE_FAILED,
 }
-
-
-def require_reader() -> None:
-    """Any valid token: users of any role, or a platform service."""
-    principal = current_principal()
-    if principal is None or principal.role is not Role.SERVICE:
-        require_role(principal, Role.VIEWER)
-
-
-def page_size(value: int) -> int:
-    if value < 0:
-        raise InvalidArgument(f"page_size must not be negative (got {value})", field="page_size")
-    if value > MAX_PAGE:
-        raise InvalidArgument(f"page_size is at most {MAX_PAGE} (got {value})", field="page_size")
-    return value or DEFAULT_PAGE
-
-
-def _fingerprint(request: Message) -> str:
-    """What a page token is bound to: every request field except the paging ones."""
-    copy = type(request)()
-    copy.CopyFrom(request)
-    copy.ClearField("page_token")
-    copy.ClearField("page_size")
-    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()[:16]
-
-
-def make_token(request: Message, position: Any) -> str:
-    raw = json.dumps({"p": position, "q": _fingerprint(request)}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def read_token(request: Message) -> Any:
-    token: str = request.page_token  # type: ignore[attr-defined]
-    if not token:
-        return None
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
-        position, fingerprint = decoded["p"], decoded["q"]
-    except (ValueError, KeyError, TypeError):
-        raise InvalidArgument("page_token is not one this service issued", field="page_token") from None
-    if fingerprint != _fingerprint(request):
-        raise InvalidArgument(
-            "page_token belongs to a request with different fields; keep every other field unchanged",
-            field="page_token",
-        )
-    return position
 
 
 class MarketDataServicer(rpc.MarketDataServiceServicer):
@@ -127,10 +78,10 @@ class MarketDataServicer(rpc.MarketDataServiceServicer):
     async def ListInstruments(
         self, request: pb.ListInstrumentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListInstrumentsResponse:
-        require_reader()
+        require_reader(current_principal())
         category = category_name(request.category)
-        size = page_size(request.page_size)
-        after = read_token(request) or ""
+        size = paging.page_size(request.page_size, default=DEFAULT_PAGE, maximum=MAX_PAGE)
+        after = paging.page_position(request) or ""
         wanted = {s.upper() for s in request.symbols}
         chosen = [
             instrument
@@ -140,7 +91,7 @@ class MarketDataServicer(rpc.MarketDataServiceServicer):
             and (not request.trading_only or instrument.status == common_pb2.INSTRUMENT_STATUS_TRADING)
         ]
         page = chosen[:size]
-        token = make_token(request, page[-1].symbol) if len(chosen) > size else ""
+        token = paging.next_page_token(request, page[-1].symbol) if len(chosen) > size else ""
         return pb.ListInstrumentsResponse(instruments=page, next_page_token=token)
 
     async def _stream_key(
@@ -154,16 +105,16 @@ class MarketDataServicer(rpc.MarketDataServiceServicer):
     async def GetCandles(
         self, request: pb.GetCandlesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCandlesResponse:
-        require_reader()
+        require_reader(current_principal())
         key = StreamKey.from_proto(request.category, request.symbol, request.interval)
-        size = page_size(request.page_size)
+        size = paging.page_size(request.page_size, default=DEFAULT_PAGE, maximum=MAX_PAGE)
         window = request.time_range
         start = window.start.ToMilliseconds() if window.HasField("start") else None
         end = window.end.ToMilliseconds() if window.HasField("end") else int(time.time() * 1000)
         if start is not None and end <= start:
             raise InvalidArgument("time_range.end must be after time_range.start", field="time_range")
         await self._catalog.require(key.category, key.symbol)
-        resume = read_token(request)
+        resume = paging.page_position(request)
         if resume is not None:
             start = int(resume)
         elif start is None:
@@ -179,13 +130,13 @@ class MarketDataServicer(rpc.MarketDataServiceServicer):
             row = sequencer.current_row
             if row is not None and start <= int(row["start"]) < end:  # type: ignore[call-overload]
                 candles.append(Candle.from_stream(key, row).to_proto())
-        token = make_token(request, page.next_from) if page.next_from is not None else ""
+        token = paging.next_page_token(request, page.next_from) if page.next_from is not None else ""
         return pb.GetCandlesResponse(candles=candles, next_page_token=token)
 
     async def StreamCandles(
         self, request: pb.StreamCandlesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamCandlesResponse]:
-        require_reader()
+        require_reader(current_principal())
         key = await self._stream_key(request.category, request.symbol, request.interval)
         if self._bus is None:
             raise Unavailable("live candles need NATS, which this service is not connected to")
@@ -235,7 +186,7 @@ class MarketDataServicer(rpc.MarketDataServiceServicer):
     async def GetTicker(
         self, request: pb.GetTickerRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetTickerResponse:
-        require_reader()
+        require_reader(current_principal())
         category = category_name(request.category)
         if not request.symbol:
             raise InvalidArgument("set the instrument symbol, e.g. SOLUSDT", field="symbol")

@@ -13,10 +13,11 @@ from sqlmodel import Session, col, select
 from tradebot.tenants.v1 import events_pb2
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 
+from services.common import paging
 from services.common.auth import require_service
 from services.common.context import Role, current_principal
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
-from services.tenants import audit, convert, events, paging, settings_store, templates, validate
+from services.tenants import audit, convert, events, settings_store, templates, validate
 from services.tenants.core import Caller, CallInfo, blocking
 from services.tenants.models import (
     ApiToken,
@@ -50,19 +51,13 @@ class AuditRpcs(CredentialRpcs):
     def ListAuditEvents(
         self, request: pb.ListAuditEventsRequest, call: CallInfo
     ) -> pb.ListAuditEventsResponse:
-        size = paging.page_size(request.page_size, 100, 1000)
+        size = paging.page_size(request.page_size, default=100, maximum=1000)
         start, end = (
             convert.time_range(request.time_range, "time_range")
             if request.HasField("time_range")
             else (None, None)
         )
-        filters = [
-            request.time_range.SerializeToString().hex(),
-            request.actor_id,
-            request.action,
-            request.tenant_id,
-        ]
-        after = paging.decode(request.page_token, filters)
+        after = paging.page_position(request)
         with self.db.tenant(self.own_tenant()) as session:
             caller = self.caller(session, call)
             caller.require(Role.OWNER, Role.ADMIN)
@@ -86,7 +81,7 @@ class AuditRpcs(CredentialRpcs):
             rows = rows[:size]
             return pb.ListAuditEventsResponse(
                 events=[convert.audit_event(r) for r in rows],
-                next_page_token=paging.encode(rows[-1].sequence, filters) if more else "",
+                next_page_token=paging.next_page_token(request, rows[-1].sequence) if more else "",
             )
 
     @blocking

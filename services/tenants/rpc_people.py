@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import col, select, update
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 
+from services.common import paging
 from services.common.context import ROLE_RANK, Role
 from services.common.errors import (
     AlreadyExists,
@@ -16,7 +17,7 @@ from services.common.errors import (
     NotFound,
     PermissionDenied,
 )
-from services.tenants import convert, paging, sessions, tokens, validate
+from services.tenants import convert, sessions, tokens, validate
 from services.tenants.core import CallInfo, Core, blocking
 from services.tenants.models import ApiToken, Invite, User
 
@@ -94,9 +95,8 @@ class PeopleRpcs(Core):
 
     @blocking
     def ListUsers(self, request: pb.ListUsersRequest, call: CallInfo) -> pb.ListUsersResponse:
-        size = paging.page_size(request.page_size, 50, 200)
-        filters = {"disabled": request.include_disabled}
-        after = paging.decode(request.page_token, filters)
+        size = paging.page_size(request.page_size, default=50, maximum=200)
+        after = paging.page_position(request)
         with self.db.tenant(self.own_tenant()) as session:
             caller = self.caller(session, call)
             caller.require(Role.OWNER, Role.ADMIN)
@@ -110,7 +110,7 @@ class PeopleRpcs(Core):
             rows = rows[:size]
             return pb.ListUsersResponse(
                 users=[convert.user(u) for u in rows],
-                next_page_token=paging.encode(rows[-1].email, filters) if more else "",
+                next_page_token=paging.next_page_token(request, rows[-1].email) if more else "",
             )
 
     @blocking
@@ -236,9 +236,8 @@ class PeopleRpcs(Core):
 
     @blocking
     def ListApiTokens(self, request: pb.ListApiTokensRequest, call: CallInfo) -> pb.ListApiTokensResponse:
-        size = paging.page_size(request.page_size, 50, 200)
-        filters = {"inactive": request.include_inactive}
-        after = paging.decode(request.page_token, filters)
+        size = paging.page_size(request.page_size, default=50, maximum=200)
+        after = paging.page_position(request)
         with self.db.tenant(self.own_tenant()) as session:
             caller = self.caller(session, call)
             caller.require(Role.OWNER, Role.TRADER, Role.VIEWER)
@@ -265,7 +264,11 @@ class PeopleRpcs(Core):
             )
             more = len(rows) > size
             rows = rows[:size]
-            token = paging.encode([rows[-1].create_time.isoformat(), rows[-1].id], filters) if more else ""
+            token = (
+                paging.next_page_token(request, [rows[-1].create_time.isoformat(), rows[-1].id])
+                if more
+                else ""
+            )
             return pb.ListApiTokensResponse(
                 api_tokens=[convert.api_token(r) for r in rows], next_page_token=token
             )

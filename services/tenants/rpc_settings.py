@@ -8,9 +8,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 
+from services.common import paging
 from services.common.context import Role
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
-from services.tenants import paging, settings_store, templates
+from services.tenants import settings_store, templates
 from services.tenants.core import CallInfo, Core, blocking
 from services.tenants.models import SavedTemplate, TenantSettings
 
@@ -50,9 +51,8 @@ class SettingsRpcs(Core):
 
     @blocking
     def ListTemplates(self, request: pb.ListTemplatesRequest, call: CallInfo) -> pb.ListTemplatesResponse:
-        size = paging.page_size(request.page_size, 50, 200)
-        filters = {"strategy": request.strategy_id}
-        after = paging.decode(request.page_token, filters)
+        size = paging.page_size(request.page_size, default=50, maximum=200)
+        after = paging.page_position(request)
         with self.db.tenant(self.own_tenant()) as session:
             caller = self.caller(session, call)
             caller.require(Role.OWNER, Role.TRADER, Role.VIEWER)
@@ -74,7 +74,9 @@ class SettingsRpcs(Core):
             rows = rows[:size]
             return pb.ListTemplatesResponse(
                 templates=[templates.to_proto(r) for r in rows],
-                next_page_token=paging.encode([rows[-1].strategy_id, rows[-1].name], filters) if more else "",
+                next_page_token=paging.next_page_token(request, [rows[-1].strategy_id, rows[-1].name])
+                if more
+                else "",
             )
 
     @blocking
