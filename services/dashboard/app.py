@@ -31,7 +31,10 @@ user = session.current()
 if user is None:
     invited = "invite" in st.query_params
     nav = st.navigation(
-        [page("login", "Sign in", "🔑", default=not invited), page("signup", "Sign up", "✉️", default=invited)],
+        [
+            page("login", "Sign in", "🔑", default=not invited),
+            page("signup", "Sign up", "✉️", default=invited),
+        ],
         position="top",
     )
 else:
@@ -47,7 +50,12 @@ else:
     ]
     if user.is_admin:
         pages.append(page("admin", "Admin", "🛡️"))
-    nav = st.navigation(pages, position="top")
+    # Sign-up stays registered (hidden) so that a session that just signed up, still on its address,
+    # can be sent on to the overview.
+    signup = st.Page(PAGES / "signup.py", title="Sign up", url_path="signup", visibility="hidden")
+    nav = st.navigation([*pages, signup], position="top")
+    if nav.url_path == "signup":
+        st.switch_page(pages[0])
     top = st.container()
     left, right = top.columns([4, 1])
     left.caption(f"{user.tenant.name} · {user.user.display_name or user.user.email} ({user.role_name})")

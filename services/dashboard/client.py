@@ -119,7 +119,9 @@ class Platform:
     def __init__(self, addresses: dict[str, str]) -> None:
         self.addresses = addresses
         self._stubs = {
-            name: make(grpc.insecure_channel(addresses[name])) for name, make in STUBS.items() if addresses.get(name)
+            name: make(grpc.insecure_channel(addresses[name]))
+            for name, make in STUBS.items()
+            if addresses.get(name)
         }
 
     def stub(self, service: str) -> Any:

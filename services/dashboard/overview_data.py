@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from tradebot.common.v1 import common_pb2 as common
@@ -41,7 +42,9 @@ def _calls(api: Api, mode: int) -> dict[str, Callable[[], Any]]:
         "bots": lambda: api.strategy.ListBots(sp.ListBotsRequest(mode=mode, page_size=200)),
         "positions": lambda: api.execution.ListPositions(ex.ListPositionsRequest(mode=mode)),
         "orders": lambda: api.execution.ListOrders(ex.ListOrdersRequest(mode=mode, page_size=LATEST_ORDERS)),
-        "credentials": lambda: api.tenants.GetExchangeCredentialsStatus(tp.GetExchangeCredentialsStatusRequest()),
+        "credentials": lambda: api.tenants.GetExchangeCredentialsStatus(
+            tp.GetExchangeCredentialsStatusRequest()
+        ),
         "risk": lambda: api.execution.ListRiskEvents(ex.ListRiskEventsRequest(page_size=LATEST_RISK_EVENTS)),
     }
 
@@ -67,13 +70,7 @@ def load(api: Api, mode: int) -> Overview:
     bots = overview.get("bots")
     if bots is not None and "summary" not in overview.errors:
         pnl = {
-            bot.id: _POOL.submit(
-                _run,
-                # Monthly equity points: the overview needs the totals, not the curve.
-                lambda bot=bot: api.execution.GetPnL(
-                    ex.GetPnLRequest(bot_id=bot.id, mode=mode, equity_interval=common.INTERVAL_1_MONTH)
-                ),
-            )
+            bot.id: _POOL.submit(_run, partial(_bot_pnl, api, bot.id, mode))
             for bot in list(bots.bots)[:PNL_BOTS]
         }
         for bot_id, future in pnl.items():
@@ -81,6 +78,13 @@ def load(api: Api, mode: int) -> Overview:
             if result is not None:
                 overview.bot_pnl[bot_id] = result
     return overview
+
+
+def _bot_pnl(api: Api, bot_id: str, mode: int) -> Any:
+    # Monthly equity points: the overview needs the totals, not the curve.
+    return api.execution.GetPnL(
+        ex.GetPnLRequest(bot_id=bot_id, mode=mode, equity_interval=common.INTERVAL_1_MONTH)
+    )
 
 
 def today_pnl(reply: Any) -> str:

@@ -8,6 +8,7 @@ tenant itself, so a session can only ever show what the platform lets that token
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 
 import streamlit as st
@@ -99,8 +100,10 @@ def start(tokens: pb.AuthTokens) -> UserSession:
 
 def login(email: str, password: str, totp_code: str = "") -> bool:
     """Sign in; False when the account needs a TOTP code first."""
-    reply = platform().anonymous().tenants.Login(
-        pb.LoginRequest(email=email.strip(), password=password, totp_code=totp_code.strip())
+    reply = (
+        platform()
+        .anonymous()
+        .tenants.Login(pb.LoginRequest(email=email.strip(), password=password, totp_code=totp_code.strip()))
     )
     if reply.totp_required:
         return False
@@ -109,13 +112,17 @@ def login(email: str, password: str, totp_code: str = "") -> bool:
 
 
 def sign_up(invite: str, email: str, password: str, name: str, tenant_name: str) -> None:
-    reply = platform().anonymous().tenants.SignUp(
-        pb.SignUpRequest(
-            invite_token=invite.strip(),
-            email=email.strip(),
-            password=password,
-            display_name=name.strip(),
-            tenant_name=tenant_name.strip(),
+    reply = (
+        platform()
+        .anonymous()
+        .tenants.SignUp(
+            pb.SignUpRequest(
+                invite_token=invite.strip(),
+                email=email.strip(),
+                password=password,
+                display_name=name.strip(),
+                tenant_name=tenant_name.strip(),
+            )
         )
     )
     start(reply.tokens)
@@ -125,12 +132,10 @@ def end(notice: str = "") -> None:
     """Forget the session here and end it on the platform (best effort: it may already be over)."""
     session: UserSession | None = st.session_state.pop(KEY, None)
     if session is not None:
-        try:
+        with suppress(PlatformError):
             Api(platform(), session.credentials).tenants.Logout(
                 pb.LogoutRequest(refresh_token=session.credentials.refresh_token)
             )
-        except PlatformError:
-            pass
     for key in list(st.session_state):
         del st.session_state[key]
     if notice:
@@ -161,10 +166,8 @@ def reauthenticate(key: str) -> str | None:
     if fresh is not None:
         fresh.reauth_until = time.time() + REAUTH_SECONDS
         # The old session is replaced by the one the password opened; end the old one on the platform.
-        try:
+        with suppress(PlatformError):
             Api(platform(), fresh.credentials).tenants.Logout(
                 pb.LogoutRequest(refresh_token=session.credentials.refresh_token)
             )
-        except PlatformError:
-            pass
     return ""

@@ -91,6 +91,14 @@ def _prefix(enum: Any) -> str:
     return names[0].removesuffix("UNSPECIFIED") if names[0].endswith("UNSPECIFIED") else ""
 
 
+def table(rows: list[dict[str, Any]], empty: str) -> None:
+    """Rows as a scrollable table (phones scroll it sideways), or a sentence when there are none."""
+    if rows:
+        st.dataframe(rows, hide_index=True, use_container_width=True)
+    else:
+        st.caption(empty)
+
+
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 

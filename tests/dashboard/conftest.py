@@ -34,6 +34,7 @@ class Member:
     user: pb.User
     tokens: pb.AuthTokens
     totp_secret: str = ""
+    recovery_codes: tuple[str, ...] = ()
 
     @property
     def meta(self) -> tuple[tuple[str, str], ...]:
@@ -70,7 +71,11 @@ class Slice:
     def signup(self, token: str, email: str, tenant_name: str = "") -> Member:
         reply = self.tenants.SignUp(
             pb.SignUpRequest(
-                invite_token=token, email=email, password=PASSWORD, display_name="Pat", tenant_name=tenant_name
+                invite_token=token,
+                email=email,
+                password=PASSWORD,
+                display_name="Pat",
+                tenant_name=tenant_name,
             )
         )
         return Member(email, reply.user, reply.tokens)
@@ -78,7 +83,9 @@ class Slice:
     def new_tenant(self, label: str = "org") -> Member:
         """A tenant's first OWNER: the admin invites, the email arrives, the person signs up."""
         email = unique_email(label)
-        self.tenants.CreateInvite(pb.CreateInviteRequest(email=email, new_tenant=True), metadata=self.admin.meta)
+        self.tenants.CreateInvite(
+            pb.CreateInviteRequest(email=email, new_tenant=True), metadata=self.admin.meta
+        )
         return self.signup(self.invite_token(email), email, tenant_name=f"{label} {uuid.uuid4().hex[:4]}")
 
     def add_member(self, owner: Member, role: int, label: str = "member") -> Member:
@@ -89,7 +96,10 @@ class Slice:
     def enable_totp(self, member: Member) -> None:
         enrol = self.tenants.EnrollTotp(pb.EnrollTotpRequest(), metadata=member.meta)
         member.totp_secret = enrol.secret
-        self.tenants.ConfirmTotp(pb.ConfirmTotpRequest(code=pyotp.TOTP(enrol.secret).now()), metadata=member.meta)
+        confirmed = self.tenants.ConfirmTotp(
+            pb.ConfirmTotpRequest(code=pyotp.TOTP(enrol.secret).now()), metadata=member.meta
+        )
+        member.recovery_codes = tuple(confirmed.recovery_codes)
 
 
 GRPC_NAMES = ("tenants", "marketdata", "strategy", "execution")
@@ -147,7 +157,11 @@ def _wait_healthy(services: dict[str, ServiceProcess], logs: Path, timeout: floa
         if any(status.startswith("EXITED") for status in required.values()):
             break
         time.sleep(0.2)
-    tails = {name: (logs / f"{name}.log").read_text()[-1500:] for name in services if (logs / f"{name}.log").exists()}
+    tails = {
+        name: (logs / f"{name}.log").read_text()[-1500:]
+        for name in services
+        if (logs / f"{name}.log").exists()
+    }
     raise RuntimeError(f"dashboard slice did not become healthy: {statuses}\n{tails}")
 
 
@@ -179,6 +193,12 @@ def _submit(app: AppTest) -> None:
     form_button.click().run()
     if any("authenticator" in i.label.lower() for i in app.text_input):
         raise AssertionError("this helper signs in members without TOTP")
+
+
+def texts(app: AppTest) -> str:
+    """Every sentence on the page."""
+    parts = [*app.markdown, *app.caption, *app.info, *app.warning, *app.error, *app.success, *app.title]
+    return "\n".join(str(p.value) for p in parts)
 
 
 os.environ.setdefault("STREAMLIT_GLOBAL_DEVELOPMENT_MODE", "false")

@@ -14,7 +14,7 @@ needs_code = st.session_state.get("login_needs_code", False)
 with st.form("login"):
     email = st.text_input("Email", key="login_email")
     password = st.text_input("Password", type="password", key="login_password")
-    code = st.text_input("Authenticator code", key="login_code", max_chars=12) if needs_code else ""
+    code = st.text_input("Authenticator code", key="login_code", max_chars=40) if needs_code else ""
     submitted = st.form_submit_button("Sign in", type="primary", use_container_width=True)
 if needs_code:
     st.info("Enter the six-digit code from your authenticator app (or a recovery code).")

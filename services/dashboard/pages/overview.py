@@ -25,7 +25,9 @@ def alerts(data: overview_data.Overview) -> list[str]:
     found = []
     summary = data.get("summary")
     for switch in summary.kill_switches if summary else []:
-        found.append(f"Kill switch ({widgets.label(xe.KillSwitchScope, switch.scope)}) is on: {switch.reason}")
+        found.append(
+            f"Kill switch ({widgets.label(xe.KillSwitchScope, switch.scope)}) is on: {switch.reason}"
+        )
     creds = data.get("credentials")
     if creds and creds.status.present and creds.status.validation == tp.CREDENTIALS_VALIDATION_INVALID:
         found.append(f"Your exchange key is not valid: {creds.status.validation_message}")
@@ -105,7 +107,7 @@ def live_part() -> None:
             }
             for p in positions.positions
         ]
-        st.dataframe(rows, hide_index=True, use_container_width=True) if rows else st.caption("No open positions.")
+        widgets.table(rows, "No open positions.")
 
     st.subheader("Latest orders")
     orders = data.get("orders")
@@ -121,7 +123,7 @@ def live_part() -> None:
             }
             for o in orders.orders
         ]
-        st.dataframe(rows, hide_index=True, use_container_width=True) if rows else st.caption("No orders yet.")
+        widgets.table(rows, "No orders yet.")
     st.caption(f"Updated {widgets.now_iso()} · refreshes every {REFRESH_SECONDS} s")
 
 
