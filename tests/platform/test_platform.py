@@ -207,10 +207,17 @@ def test_logs_are_json_with_trace_and_tenant_and_metrics_are_exported(platform: 
         with pytest.raises(grpc.RpcError):
             call(pb.ListBotsRequest(), metadata=metadata, timeout=5)
 
-    lines = [json.loads(line) for line in (service.logs / "strategy.log").read_text().splitlines()]
+    import time
+
+    deadline = time.monotonic() + 10  # the service writes its line as the call ends; allow for a busy machine
+    while True:
+        lines = [json.loads(line) for line in (service.logs / "strategy.log").read_text().splitlines()]
+        ours = [line for line in lines if line.get("trace_id") == trace_id]
+        if ours or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert all({"timestamp", "level", "service", "message"} <= line.keys() for line in lines)
     assert {line["service"] for line in lines} == {"strategy"}
-    ours = [line for line in lines if line.get("trace_id") == trace_id]
     assert ours, "no log line carries the caller's trace id"
     assert ours[-1]["tenant_id"] == "tenant-logs"
     assert ours[-1]["rpc"] == "/tradebot.strategy.v1.StrategyService/ListBots"
