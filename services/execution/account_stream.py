@@ -1,0 +1,137 @@
+"""Each active tenant's private Bybit stream (order, execution, position, wallet) through pybit's
+`WebSocket`, and the workers that apply its messages to the stored account.
+
+pybit calls back on its own thread; callbacks only hand the message to the event loop. Messages of
+one tenant are applied in arrival order by one worker (tenants are spread over the workers by hash),
+so an order's updates and a symbol's fills are never applied concurrently. pybit reconnects and
+re-authenticates by itself; what a gap may have lost, periodic reconciliation brings back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from services.common.bybit import BybitVenue
+from services.execution import account_book
+from services.execution.account_book import Changes
+from services.execution.credentials import ApiKey
+from services.execution.store import Store
+
+log = logging.getLogger("tradebot.execution.stream")
+TOPICS = ("order", "execution", "position", "wallet")
+APPLY = {
+    "order": account_book.apply_order,
+    "execution": account_book.apply_execution,
+    "position": account_book.apply_position,
+    "wallet": account_book.apply_wallet,
+}
+Publish = Callable[[Changes], Awaitable[None]]
+Message = tuple[str, str, list[dict[str, Any]]]  # tenant, topic, rows
+
+
+class AccountStream:
+    """One tenant's pybit private WebSocket."""
+
+    def __init__(
+        self, venue: BybitVenue, tenant_id: str, key: ApiKey, deliver: Callable[[Message], None]
+    ) -> None:
+        self.venue = venue
+        self.tenant_id = tenant_id
+        self.key = key
+        self._deliver = deliver
+        self._ws: Any = None
+
+    def _callback(self, message: dict[str, Any]) -> None:
+        topic = str(message.get("topic", ""))
+        rows = message.get("data") or []
+        if topic in TOPICS and isinstance(rows, list):
+            self._deliver((self.tenant_id, topic, rows))
+
+    def _open(self) -> None:
+        ws = self.venue.websocket(
+            "private",
+            self.key.api_key,
+            self.key.api_secret,
+            restart_on_error=True,
+            retries=0,
+            ping_interval=20,
+        )
+        for topic in TOPICS:
+            getattr(ws, f"{topic}_stream")(self._callback)
+        self._ws = ws
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._open)  # pybit connects and authenticates in its constructor
+
+    async def stop(self) -> None:
+        if self._ws is not None:
+            ws, self._ws = self._ws, None
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(ws.exit)
+
+
+class StreamWorkers:
+    """Queues stream messages per tenant-hash and applies them in order."""
+
+    def __init__(self, store: Store, publish: Publish, workers: int = 8) -> None:
+        self.store = store
+        self.publish = publish
+        self.queues: list[asyncio.Queue[Message]] = [asyncio.Queue() for _ in range(workers)]
+        self.tasks: list[asyncio.Task[None]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.applied = 0
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, tenant_id: str) -> asyncio.Lock:
+        """Held while a tenant's messages or its reconciliation are applied: never both at once."""
+        return self.locks.setdefault(tenant_id, asyncio.Lock())
+
+    def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.tasks = [
+            asyncio.create_task(self._run(q), name=f"stream-worker-{i}") for i, q in enumerate(self.queues)
+        ]
+
+    def deliver(self, message: Message) -> None:
+        """Thread-safe: called on pybit's thread."""
+        assert self.loop is not None
+        queue = self.queues[zlib.crc32(message[0].encode()) % len(self.queues)]
+        self.loop.call_soon_threadsafe(queue.put_nowait, message)
+
+    async def _run(self, queue: asyncio.Queue[Message]) -> None:
+        while True:
+            tenant_id, topic, rows = await queue.get()
+            try:
+                async with self.lock(tenant_id):
+                    changes = await self.store.run(
+                        functools.partial(_apply, tenant_id=tenant_id, topic=topic, rows=rows)
+                    )
+                self.applied += 1
+                await self.publish(changes)
+            except Exception:
+                log.exception(
+                    "stream message not applied; reconciliation will repair", extra={"tenant_id": tenant_id}
+                )
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _apply(session: Any, *, tenant_id: str, topic: str, rows: list[dict[str, Any]]) -> Changes:
+    changes = Changes()
+    apply = APPLY[topic]
+    if topic == "execution":
+        rows = sorted(rows, key=lambda r: int(str(r.get("seq") or 0)))
+    for row in rows:
+        apply(session, tenant_id, row, changes)
+    return changes

@@ -1,0 +1,195 @@
+"""Active tenants' accounts: their exchange session, their private stream, and whether they have been
+reconciled since this process started (no order is placed for a tenant before that).
+
+A tenant becomes active when a LIVE bot of theirs appears, when their credentials are stored, or at
+their first LIVE signal; it stays active across restarts (exec_account.active). Credentials are read
+from Vault through the cache; a rotation rebuilds the session and the stream with the new key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, select
+
+from services.common.bybit import BybitVenue
+from services.execution import models
+from services.execution.account_stream import AccountStream, StreamWorkers
+from services.execution.credentials import ApiKey, CredentialCache
+from services.execution.events import Events
+from services.execution.exchange import AccountClient, Exchange, ExchangeError
+from services.execution.reconcile import Reconciler
+from services.execution.store import Store
+
+log = logging.getLogger("tradebot.execution.accounts")
+
+
+@dataclass
+class TenantAccount:
+    key: ApiKey | None = None
+    client: AccountClient | None = None
+    stream: AccountStream | None = None
+    reconciled: bool = False
+    ready: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Accounts:
+    def __init__(
+        self,
+        *,
+        venue: BybitVenue,
+        exchange: Exchange,
+        credentials: CredentialCache,
+        store: Store,
+        reconciler: Reconciler,
+        workers: StreamWorkers,
+        events: Events,
+        streams_enabled: bool,
+    ) -> None:
+        self.venue = venue
+        self.exchange = exchange
+        self.credentials = credentials
+        self.store = store
+        self.reconciler = reconciler
+        self.workers = workers
+        self.events = events
+        self.streams_enabled = streams_enabled
+        self.tenants: dict[str, TenantAccount] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    def _state(self, tenant_id: str) -> TenantAccount:
+        return self.tenants.setdefault(tenant_id, TenantAccount())
+
+    async def client(self, tenant_id: str) -> AccountClient | None:
+        """The tenant's session with its current key, or None without credentials."""
+        key = await self.credentials.get(tenant_id)
+        state = self._state(tenant_id)
+        if key is None:
+            return None
+        if state.key != key or state.client is None:
+            rotated = state.key is not None
+            state.key = key
+            state.client = self.exchange.account(key.key_id, key.api_key, key.api_secret)
+            if rotated and state.stream is not None:
+                await self._restart_stream(tenant_id, key)
+        return state.client
+
+    async def ensure_ready(self, tenant_id: str) -> AccountClient | None:
+        """Credentials present, account reconciled, stream running: the conditions for an order.
+        Raises ExchangeError when reconciliation cannot reach the exchange."""
+        client = await self.client(tenant_id)
+        if client is None:
+            return None
+        state = self._state(tenant_id)
+        if state.reconciled:
+            return client
+        async with state.ready:
+            if not state.reconciled:
+                await self._mark_active(tenant_id, True)
+                await self.reconcile(tenant_id, client)
+                if state.key is not None and state.stream is None:
+                    await self._restart_stream(tenant_id, state.key)
+                state.reconciled = True
+        return client
+
+    async def reconcile(self, tenant_id: str, client: AccountClient | None = None) -> None:
+        client = client or await self.client(tenant_id)
+        if client is None:
+            return
+        async with self.workers.lock(tenant_id):
+            changes = await self.reconciler.run(tenant_id, client)
+        await self.events.changes(changes)
+
+    async def _restart_stream(self, tenant_id: str, key: ApiKey) -> None:
+        if not self.streams_enabled:
+            return
+        state = self._state(tenant_id)
+        if state.stream is not None:
+            await state.stream.stop()
+        stream = AccountStream(self.venue, tenant_id, key, self.workers.deliver)
+        try:
+            await stream.start()
+        except Exception:  # pybit gave up connecting: reconciliation still keeps the account right
+            log.warning("private stream not started", extra={"tenant_id": tenant_id})
+            return
+        state.stream = stream
+
+    async def _mark_active(self, tenant_id: str, active: bool) -> None:
+        def work(session: Session) -> None:
+            row = session.get(models.Account, tenant_id) or models.Account(tenant_id=tenant_id)
+            row.active = active
+            session.add(row)
+
+        await self.store.run(work)
+
+    def activate(self, tenant_id: str) -> None:
+        """Make the tenant ready in the background (a bot went LIVE, credentials were stored)."""
+        task = asyncio.create_task(self._activate(tenant_id), name=f"activate:{tenant_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _activate(self, tenant_id: str) -> None:
+        try:
+            await self.ensure_ready(tenant_id)
+        except ExchangeError as error:
+            log.warning("account not ready yet: %s", error.message, extra={"tenant_id": tenant_id})
+
+    async def credentials_changed(self, tenant_id: str, version: int, deleted: bool) -> None:
+        self.credentials.changed(tenant_id, 0 if deleted else version)
+        state = self._state(tenant_id)
+        if deleted:
+            if state.stream is not None:
+                await state.stream.stop()
+            self.tenants.pop(tenant_id, None)
+            await self._mark_active(tenant_id, False)
+            return
+        await self.client(tenant_id)  # rebuilds session and stream with the new key
+        self.activate(tenant_id)
+
+    async def start(self, concurrency: int = 16) -> None:
+        """Bring every account that was active before the restart back, reconciling each first."""
+        A = models.Account
+        active = await self.store.run(lambda s: list(s.exec(select(A.tenant_id).where(A.active)).all()))
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(tenant_id: str) -> None:
+            async with gate:
+                await self._activate(tenant_id)
+
+        task = asyncio.create_task(self._gather([one(t) for t in active]), name="accounts-start")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _gather(jobs: list[Coroutine[Any, Any, None]]) -> None:
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+    async def reconcile_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            for tenant_id, state in list(self.tenants.items()):
+                if not state.reconciled:
+                    continue
+                try:
+                    await self.reconcile(tenant_id)
+                except ExchangeError as error:
+                    log.warning(
+                        "periodic reconciliation failed: %s", error.message, extra={"tenant_id": tenant_id}
+                    )
+                except Exception:
+                    log.exception("periodic reconciliation failed", extra={"tenant_id": tenant_id})
+
+    async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for state in self.tenants.values():
+            if state.stream is not None:
+                await state.stream.stop()

@@ -1,0 +1,79 @@
+"""Tenants' exchange keys, read from Vault (KV v2 `tenants/<tenant_id>/exchange`) and cached briefly.
+
+Only this service's Vault policy may read them. They live in memory only: never in the database,
+logs, events or errors (the key object's repr hides both values). A rotation arrives as an
+`ExchangeCredentialsChanged` event carrying only the new Vault version; the cache entry is dropped
+and the next use reads that version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services.common.vault import SecretStore
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    api_key: str = field(repr=False)
+    api_secret: str = field(repr=False)
+    version: int = 0
+
+    @property
+    def key_id(self) -> str:
+        """A stable, non-secret name for the key (budgets, logs): a short hash of the public key."""
+        return hashlib.sha256(self.api_key.encode()).hexdigest()[:12]
+
+
+def secret_path(tenant_id: str) -> str:
+    return f"tenants/{tenant_id}/exchange"
+
+
+class CredentialCache:
+    def __init__(self, store: Callable[[], SecretStore] | None, ttl_seconds: float) -> None:
+        self._store_factory = store
+        self._store: SecretStore | None = None
+        self._ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._pinned: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _read(self, tenant_id: str, version: int | None) -> ApiKey | None:
+        if self._store_factory is None:
+            return None
+        if self._store is None:
+            self._store = self._store_factory()
+        data = self._store.read(secret_path(tenant_id), version=version)
+        if not data or not data.get("api_key") or not data.get("api_secret"):
+            return None
+        return ApiKey(str(data["api_key"]), str(data["api_secret"]), version or 0)
+
+    async def get(self, tenant_id: str) -> ApiKey | None:
+        """The tenant's current key, or None when none is stored (or Vault cannot be reached)."""
+        hit = self._cache.get(tenant_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        lock = self._locks.setdefault(tenant_id, asyncio.Lock())
+        async with lock:
+            hit = self._cache.get(tenant_id)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+            try:
+                key = await asyncio.to_thread(self._read, tenant_id, self._pinned.get(tenant_id))
+            except Exception:  # Vault down: a short negative cache, so a signal is skipped, not stuck
+                self._cache[tenant_id] = (time.monotonic() + 1.0, None)
+                return None
+            self._cache[tenant_id] = (time.monotonic() + self._ttl, key)
+            return key
+
+    def changed(self, tenant_id: str, version: int) -> None:
+        """Forget the cached key; read `version` next time (0: latest, e.g. after a delete)."""
+        self._cache.pop(tenant_id, None)
+        if version:
+            self._pinned[tenant_id] = version
+        else:
+            self._pinned.pop(tenant_id, None)

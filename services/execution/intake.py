@@ -1,0 +1,535 @@
+"""Signal intake: a durable JetStream consumer of `sig.>` with explicit ack, and the decision that turns
+one signal into at most one order.
+
+A signal is acknowledged only after its outcome is stored: order accepted, or skipped/rejected with
+a reason. If the process dies in between, the signal comes back and finds either its outcome (done)
+or its PENDING_SUBMIT order (look it up on the exchange before anything else).
+
+Signals of different tenants are handled concurrently (bounded), signals of one tenant in arrival
+order; the shared `Bus.consume` handles one message at a time, which cannot meet a thousand tenants
+on one candle within a second, so this consumer fetches a batch and fans out (see
+docs/decisions/0030-execution-concurrency.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import nats
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import context as otel_context
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+from tradebot.common.v1 import common_pb2 as common
+from tradebot.execution.v1 import events_pb2 as ev
+from tradebot.strategy.v1 import events_pb2 as sig
+
+from services.common import telemetry
+from services.common.bus import Bus
+from services.common.context import bind_tenant
+from services.execution import account_book, convert, models, pnl, risk
+from services.execution.account_book import Changes
+from services.execution.accounts import Accounts
+from services.execution.events import Events
+from services.execution.exchange import INSUFFICIENT_BALANCE, ExchangeError
+from services.execution.instruments import InstrumentCache
+from services.execution.orders import OrderPlacer, Placement, link_id_for_signal, mark_accepted
+from services.execution.sizing import size_entry
+from services.execution.store import Store
+
+log = logging.getLogger("tradebot.execution.intake")
+SIGNAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+DEFAULT_RISK_PER_TRADE = Decimal("0.01")
+
+
+class Unresolved(Exception):
+    """The order's outcome is unknown at the deadline: do not acknowledge; the redelivery resumes."""
+
+
+@dataclass
+class Skip:
+    reason: int
+    message: str
+    details: dict[str, str] = field(default_factory=dict)
+    kind: int = ev.RISK_EVENT_KIND_SIGNAL_SKIPPED
+
+
+@dataclass
+class Snapshot:
+    """What the risk checks read, in one transaction."""
+
+    bot: models.Bot | None
+    switches: list[models.KillSwitchRow]
+    limits: risk.Limits
+    positions: dict[tuple[str, str], models.Position]
+    equity: Decimal | None
+    today_net: Decimal
+    unrealized: Decimal
+
+
+class SignalIntake:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        accounts: Accounts,
+        placer: OrderPlacer,
+        instruments: InstrumentCache,
+        events: Events,
+        caps: risk.Limits,
+        breaker: risk.CircuitBreaker,
+        rate: risk.OrderRate,
+        max_signal_age: float,
+    ) -> None:
+        self.store = store
+        self.accounts = accounts
+        self.placer = placer
+        self.instruments = instruments
+        self.events = events
+        self.caps = caps
+        self.breaker = breaker
+        self.rate = rate
+        self.max_signal_age = max_signal_age
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.accept_latency: list[float] = []  # seconds from receipt to exchange acceptance (bench)
+
+    # -- consuming ---------------------------------------------------------------------------------
+
+    async def consume(
+        self, bus: Bus, durable: str, subject: str, *, ack_wait: float, concurrency: int, batch: int = 256
+    ) -> None:
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ack_wait,
+            filter_subject=subject,
+            max_ack_pending=max(concurrency * 4, batch),
+        )
+        sub = await bus.js.pull_subscribe(subject, durable=durable, stream="SIGNALS", config=config)
+        gate = asyncio.Semaphore(concurrency)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                try:
+                    messages = await sub.fetch(batch, timeout=1.0)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    # nats-py reports an empty fetch as either; a cancellation must still end the loop.
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError() from None
+                    continue
+                for raw in messages:
+                    await gate.acquire()
+                    task = asyncio.create_task(self._one(raw, gate))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+        finally:
+            # Let signals already being placed finish recording their outcome (bounded).
+            if running:
+                await asyncio.wait(running, timeout=10)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _one(self, raw: Msg, gate: asyncio.Semaphore) -> None:
+        token = otel_context.attach(telemetry.extract(raw.headers))
+        try:
+            signal = sig.Signal()
+            try:
+                signal.ParseFromString(raw.data)
+            except DecodeError:
+                log.error("undecodable signal dropped", extra={"subject": raw.subject})
+                await raw.term()
+                return
+            bind_tenant(signal.tenant_id)
+            redelivered = raw.metadata.num_delivered > 1 if raw.metadata else False
+            try:
+                async with self._locks.setdefault(signal.tenant_id, asyncio.Lock()):
+                    await self.handle(signal, redelivered=redelivered, received=time.monotonic())
+            except Unresolved:
+                log.warning(
+                    "order outcome unknown; signal kept for redelivery", extra={"signal_id": signal.id}
+                )
+                await raw.nak(delay=2.0)
+                return
+            except Exception:
+                log.exception("signal handling failed; retrying", extra={"signal_id": signal.id})
+                await raw.nak(delay=2.0)
+                return
+            await raw.ack()
+        finally:
+            gate.release()
+            otel_context.detach(token)
+
+    # -- one signal ---------------------------------------------------------------------------------
+
+    async def handle(self, signal: sig.Signal, *, redelivered: bool, received: float | None = None) -> None:
+        received = received or time.monotonic()
+        if not signal.tenant_id or not SIGNAL_ID.match(signal.id):
+            log.error("malformed signal ignored", extra={"signal_id": signal.id[:40]})
+            return
+        tenant = signal.tenant_id
+        link = link_id_for_signal(signal.id)
+
+        def prior(session: Session) -> tuple[models.SignalOutcome | None, models.Order | None]:
+            outcome = session.get(models.SignalOutcome, (tenant, signal.id))
+            order = account_book.find_order(session, tenant, "", link)
+            return outcome, order
+
+        outcome, order = await self.store.run(prior)
+        if outcome is not None:
+            if not redelivered:  # published again, not merely redelivered: say so once
+                await self._skip(
+                    signal,
+                    Skip(
+                        ev.RISK_REASON_DUPLICATE_SIGNAL,
+                        f"signal {signal.id} was already handled ({outcome.outcome})",
+                    ),
+                    record_outcome=False,
+                )
+            return
+        if order is not None:
+            await self._resume(signal, order, received)
+            return
+        decision = await self._decide(signal)
+        if isinstance(decision, Skip):
+            await self._skip(signal, decision)
+            return
+        try:
+            await self.store.run(lambda s: s.add(decision))
+        except IntegrityError:
+            # The exchange already reported an order with this orderLinkId (stream or reconciliation
+            # stored it meanwhile): it exists, so follow it instead of placing another.
+            order = await self.store.run(lambda s: account_book.find_order(s, tenant, "", link))
+            if order is None:
+                raise
+            await self._resume(signal, order, received)
+            return
+        self.rate.record(tenant)
+        client = await self.accounts.client(tenant)
+        if client is None:  # credentials deleted between the decision and now
+            raise Unresolved()
+        placement = await self.placer.place(client, decision, maybe_sent=False)
+        await self._finish(signal, decision, placement, received)
+
+    async def _resume(self, signal: sig.Signal, order: models.Order, received: float) -> None:
+        """A stored order whose outcome we never recorded: find it on the exchange first."""
+        client = await self.accounts.client(signal.tenant_id)
+        if client is None:
+            raise Unresolved()
+        if self._stale(signal) or self.breaker.is_open(signal.tenant_id):
+            try:
+                found = await self.placer.lookup(client, order)
+            except ExchangeError:
+                raise Unresolved() from None
+            if found is not None:
+                await self._finish(signal, order, Placement(True, found), received)
+                return
+            if self.breaker.is_open(signal.tenant_id):
+                raise Unresolved()  # retry once the breaker lets orders through
+            order.status, order.reject_reason = "Cancelled", "never sent: signal went stale"
+            await self.store.run(lambda s: s.merge(order))
+            await self._skip(
+                signal,
+                Skip(
+                    ev.RISK_REASON_STALE_SIGNAL,
+                    f"signal {signal.id} is older than {self.max_signal_age:.0f}s",
+                ),
+            )
+            return
+        placement = await self.placer.place(client, order, maybe_sent=True)
+        await self._finish(signal, order, placement, received)
+
+    async def _finish(
+        self, signal: sig.Signal, order: models.Order, placement: Placement, received: float
+    ) -> None:
+        tenant = signal.tenant_id
+        if placement.accepted:
+            self.accept_latency.append(time.monotonic() - received)
+            found = placement.exchange_order or {}
+
+            def accepted(session: Session) -> models.Order:
+                row = mark_accepted(order.id, str(found.get("orderId", "")))(session)
+                if found.get("orderStatus"):  # adopted: the exchange's full record is at hand
+                    row = account_book.apply_order(
+                        session, tenant, {**found, "category": order.category}, Changes()
+                    )
+                session.add(_outcome(signal, "ORDERED", row.id))
+                return row
+
+            row = await self.store.run(accepted)
+            await self.events.order(row)
+            return
+        if not placement.rejected:
+            raise Unresolved()
+        error = placement.error
+        assert error is not None
+        reason = (
+            ev.RISK_REASON_INSUFFICIENT_BALANCE
+            if error.code == INSUFFICIENT_BALANCE
+            else ev.RISK_REASON_EXCHANGE_REJECTED
+        )
+        event = risk.new_event(
+            tenant_id=tenant,
+            kind=ev.RISK_EVENT_KIND_ORDER_REJECTED,
+            reason=reason,
+            message=f"the exchange rejected the order: {error.message}",
+            bot_id=signal.bot_id,
+            signal_id=signal.id,
+            order_id=order.id,
+            category=order.category,
+            symbol=order.symbol,
+            details={"code": str(error.code)},
+        )
+
+        def rejected(session: Session) -> models.Order:
+            row = session.get(models.Order, order.id)
+            assert row is not None
+            row.status, row.reject_reason = "Rejected", error.message
+            row.revision += 1
+            row.update_time = convert.now()
+            session.add(row)
+            session.add(event)
+            session.add(_outcome(signal, "REJECTED", row.id, error.message))
+            return row
+
+        row = await self.store.run(rejected)
+        await self.events.order(row)
+        await self.events.risk(event)
+
+    async def _skip(self, signal: sig.Signal, skip: Skip, *, record_outcome: bool = True) -> None:
+        event = risk.new_event(
+            tenant_id=signal.tenant_id,
+            kind=skip.kind,
+            reason=skip.reason,
+            message=skip.message,
+            bot_id=signal.bot_id,
+            signal_id=signal.id,
+            category=convert.CATEGORY_NAME.get(signal.category, ""),
+            symbol=signal.symbol,
+            details=skip.details,
+            mode=convert.MODE_NAME.get(signal.mode, "LIVE"),
+        )
+
+        def store(session: Session) -> None:
+            session.add(event)
+            if record_outcome:
+                session.add(_outcome(signal, "SKIPPED", "", ev.RiskReason.Name(skip.reason)))
+
+        await self.store.run(store)
+        await self.events.risk(event)
+
+    # -- the decision --------------------------------------------------------------------------------
+
+    def _stale(self, signal: sig.Signal) -> bool:
+        if not signal.HasField("create_time"):
+            return False
+        age = time.time() - (signal.create_time.seconds + signal.create_time.nanos / 1e9)
+        return age > self.max_signal_age
+
+    async def _decide(self, signal: sig.Signal) -> models.Order | Skip:
+        tenant, bot_id = signal.tenant_id, signal.bot_id
+        category = convert.CATEGORY_NAME.get(signal.category)
+        side = convert.SIDE_NAME.get(signal.side)
+        if category is None or side is None or signal.action == sig.SIGNAL_ACTION_UNSPECIFIED:
+            return Skip(ev.RISK_REASON_UNSPECIFIED, "signal lacks a category, side or action")
+        if signal.mode != common.TRADING_MODE_LIVE:
+            return Skip(
+                ev.RISK_REASON_UNSPECIFIED, "paper signals are not executed by the execution service yet"
+            )
+        if self._stale(signal):
+            return Skip(
+                ev.RISK_REASON_STALE_SIGNAL,
+                f"signal is older than {self.max_signal_age:.0f}s; the market has moved on",
+            )
+        early = await self.store.run(
+            lambda s: (s.get(models.Bot, bot_id), risk.engaged_switches(s, tenant, bot_id))
+        )
+        bot, switches = early
+        if switches:
+            first = switches[0]
+            return Skip(
+                ev.RISK_REASON_KILL_SWITCH,
+                f"{first.scope} kill switch engaged: {first.reason}",
+                {"scope": first.scope},
+            )
+        if bot is None or bot.tenant_id != tenant or bot.deleted:
+            return Skip(ev.RISK_REASON_UNSPECIFIED, f"bot {bot_id} is unknown to the execution service")
+        if self.breaker.is_open(tenant):
+            return Skip(
+                ev.RISK_REASON_CIRCUIT_BREAKER,
+                "exchange errors paused this account; new orders resume after the cooldown",
+            )
+        try:
+            client = await self.accounts.ensure_ready(tenant)
+        except ExchangeError as error:
+            if self.breaker.failure(tenant):
+                log.warning("circuit breaker tripped during reconciliation", extra={"tenant_id": tenant})
+            raise Unresolved() from error
+        if client is None:
+            return Skip(ev.RISK_REASON_NO_CREDENTIALS, "no exchange credentials are stored for this tenant")
+        snap = await self.store.run(lambda s: _snapshot(s, tenant, bot_id, self.caps))
+        limits = snap.limits
+        sent = self.rate.count(tenant)
+        if sent >= limits.max_orders_per_minute:
+            return Skip(
+                ev.RISK_REASON_RATE_LIMIT,
+                f"{sent} orders in the last minute reach max_orders_per_minute"
+                f" {limits.max_orders_per_minute}",
+                {"limit": str(limits.max_orders_per_minute), "value": str(sent)},
+            )
+        rules = await self.instruments.get(category, signal.symbol)
+        if rules is None or rules.status != "Trading":
+            return Skip(
+                ev.RISK_REASON_INSTRUMENT_NOT_TRADING,
+                f"{signal.symbol} is not trading ({rules.status if rules else 'unknown'})",
+            )
+        position = snap.positions.get((category, signal.symbol))
+        held = position.size if position is not None else Decimal(0)
+        opening = signal.action in (sig.SIGNAL_ACTION_ENTRY, sig.SIGNAL_ACTION_REVERSE)
+        if signal.action == sig.SIGNAL_ACTION_EXIT:
+            if not held or position is None:
+                return Skip(ev.RISK_REASON_POSITION_STATE, f"EXIT without an open {signal.symbol} position")
+            return _order(signal, category, side, held, reduce_only=True)
+        if signal.action == sig.SIGNAL_ACTION_ENTRY and held:
+            return Skip(
+                ev.RISK_REASON_POSITION_STATE, f"ENTRY while a {signal.symbol} position of {held} is open"
+            )
+        if (
+            signal.action == sig.SIGNAL_ACTION_REVERSE
+            and held
+            and position is not None
+            and position.side == side
+        ):
+            return Skip(ev.RISK_REASON_POSITION_STATE, f"REVERSE to {side} while already {side} {held}")
+        open_count = sum(1 for p in snap.positions.values() if p.size)
+        if opening and not held and open_count >= limits.max_open_positions:
+            return Skip(
+                ev.RISK_REASON_MAX_OPEN_POSITIONS,
+                f"{open_count} open positions reach max_open_positions {limits.max_open_positions}",
+                {"limit": str(limits.max_open_positions), "value": str(open_count)},
+            )
+        loss = -(snap.today_net + snap.unrealized)
+        if loss >= limits.daily_loss_limit:
+            return Skip(
+                ev.RISK_REASON_DAILY_LOSS_LIMIT,
+                f"today's loss {convert.text(loss)} reached daily_loss_limit"
+                f" {convert.text(limits.daily_loss_limit)}; entries resume at 00:00 UTC",
+                {"limit": convert.text(limits.daily_loss_limit), "value": convert.text(loss)},
+            )
+        entry, stop = convert.dec(signal.reference_price), convert.dec(signal.stop_loss)
+        equity = _sizing_equity(bot, snap.equity)
+        leverage = min(
+            limits.max_leverage,
+            rules.max_leverage if category == "linear" else Decimal(1),
+            bot.leverage or Decimal(1),
+        )
+        cap = min(limits.max_position_notional, bot.max_position_notional or limits.max_position_notional)
+        sized = size_entry(
+            equity=equity,
+            entry=entry,
+            stop=stop,
+            risk_per_trade=bot.risk_per_trade or DEFAULT_RISK_PER_TRADE,
+            leverage=leverage,
+            max_position_notional=cap,
+            rules=rules,
+        )
+        if sized.skipped:
+            return Skip(
+                sized.reason,
+                sized.message,
+                {
+                    "qty": convert.text(sized.qty),
+                    "notional": convert.text(sized.notional),
+                    "equity": convert.text(equity),
+                },
+            )
+        qty = sized.qty + (held if signal.action == sig.SIGNAL_ACTION_REVERSE else Decimal(0))
+        return _order(
+            signal,
+            category,
+            side,
+            qty,
+            take_profit=convert.opt_dec(signal.take_profit),
+            stop_loss=convert.opt_dec(signal.stop_loss),
+        )
+
+
+def _sizing_equity(bot: models.Bot, account_equity: Decimal | None) -> Decimal:
+    """min(capital allocation, account equity); whichever is known when only one is."""
+    known = [v for v in (bot.capital_allocation, account_equity) if v is not None and v > 0]
+    return min(known) if known else Decimal(0)
+
+
+def _order(
+    signal: sig.Signal,
+    category: str,
+    side: str,
+    qty: Decimal,
+    *,
+    reduce_only: bool = False,
+    take_profit: Decimal | None = None,
+    stop_loss: Decimal | None = None,
+) -> models.Order:
+    now = convert.now()
+    return models.Order(
+        id=str(uuid.uuid4()),
+        tenant_id=signal.tenant_id,
+        bot_id=signal.bot_id,
+        signal_id=signal.id,
+        order_link_id=link_id_for_signal(signal.id),
+        category=category,
+        symbol=signal.symbol,
+        side=side,
+        order_type="Market",
+        time_in_force="IOC",
+        qty=qty,
+        reduce_only=reduce_only,
+        take_profit=take_profit if category == "linear" else None,
+        stop_loss=stop_loss if category == "linear" else None,
+        status="PendingSubmit",
+        mode="LIVE",
+        create_time=now,
+        update_time=now,
+    )
+
+
+def _outcome(signal: sig.Signal, outcome: str, order_id: str, reason: str = "") -> models.SignalOutcome:
+    return models.SignalOutcome(
+        tenant_id=signal.tenant_id,
+        signal_id=signal.id,
+        bot_id=signal.bot_id,
+        outcome=outcome,
+        order_id=order_id,
+        reason=reason,
+        record_time=convert.now(),
+    )
+
+
+def _snapshot(session: Session, tenant_id: str, bot_id: str, caps: risk.Limits) -> Snapshot:
+    tenant_limits, bot_limits = risk.load_limits(session, tenant_id, bot_id)
+    P, W = models.Position, models.WalletSnapshot
+    positions = {
+        (p.category, p.symbol): p
+        for p in session.exec(select(P).where(P.tenant_id == tenant_id, P.mode == "LIVE"))
+    }
+    wallet = session.exec(select(W).where(W.tenant_id == tenant_id).order_by(W.time.desc()).limit(1)).first()  # type: ignore[attr-defined]
+    now = convert.now()
+    return Snapshot(
+        bot=session.get(models.Bot, bot_id),
+        switches=[],
+        limits=risk.effective(caps, tenant_limits, bot_limits),
+        positions=positions,
+        equity=wallet.total_equity if wallet is not None else None,
+        today_net=pnl.today_net(session, tenant_id, "LIVE", now),
+        unrealized=sum((p.unrealized_pnl for p in positions.values() if p.size), Decimal(0)),
+    )

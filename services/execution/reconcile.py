@@ -1,0 +1,156 @@
+"""Reconciliation: the stored account corrected to the exchange's truth, at start (before the tenant's
+first order) and periodically (what a dropped stream may have lost).
+
+Order of work: executions since the last one known (fills, stop-loss/take-profit exits, funding),
+then orders still open here or there, then positions and the wallet. Orders the platform did not
+place are stored as external and left alone. Every difference is logged, counted by kind and, for
+positions, recorded as a risk event.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+from tradebot.execution.v1 import events_pb2 as ev
+
+from services.execution import account_book, convert, models, risk
+from services.execution.account_book import Changes
+from services.execution.exchange import AccountClient
+from services.execution.store import Store
+
+log = logging.getLogger("tradebot.execution.reconcile")
+CATEGORIES = ("linear",)
+OVERLAP_MS = 60_000  # re-read a minute before the last known execution: repeats are dropped by execId
+
+
+class Reconciler:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.differences: collections.Counter[str] = collections.Counter()
+
+    async def run(self, tenant_id: str, client: AccountClient) -> Changes:
+        account = await self.store.run(lambda s: s.get(models.Account, tenant_id))
+        since = account.last_exec_time_ms if account is not None else 0
+        executions: list[dict[str, Any]] = []
+        for category in CATEGORIES:
+            params: dict[str, Any] = {"category": category, "limit": 100}
+            if since:
+                params["startTime"] = max(since - OVERLAP_MS, 0)
+            executions += [
+                {**row, "category": category} for row in await client.pages("get_executions", **params)
+            ]
+        open_orders = []
+        for category in CATEGORIES:
+            rows = await client.pages("get_open_orders", category=category, settleCoin="USDT", limit=50)
+            open_orders += [{**row, "category": category} for row in rows]
+        stale = await self.store.run(lambda s: _unsettled_orders(s, tenant_id))
+        settled = []
+        for order in stale:
+            result = await client.call(
+                "get_order_history", category=order.category, orderId=order.exchange_order_id
+            )
+            settled += [{**row, "category": order.category} for row in result.get("list", [])]
+        positions = await client.pages("get_positions", category="linear", settleCoin="USDT", limit=200)
+        wallet = await client.call("get_wallet_balance", accountType="UNIFIED")
+        return await self.store.run(
+            lambda s: self._apply(s, tenant_id, executions, open_orders + settled, positions, wallet)
+        )
+
+    def _apply(
+        self,
+        session: Session,
+        tenant_id: str,
+        executions: list[dict[str, Any]],
+        orders: list[dict[str, Any]],
+        positions: list[dict[str, Any]],
+        wallet: dict[str, Any],
+    ) -> Changes:
+        changes = Changes()
+        found: collections.Counter[str] = collections.Counter()
+        executions.sort(key=lambda r: int(str(r.get("seq") or 0)))
+        last_ms = 0
+        for row in executions:
+            before = len(changes.fills)
+            known = session.get(models.Fill, (tenant_id, str(row.get("execId", "")))) or session.get(
+                models.Funding, (tenant_id, str(row.get("execId", "")))
+            )
+            account_book.apply_execution(session, tenant_id, row, changes)
+            if known is None:
+                found["missed_execution"] += (
+                    1 if len(changes.fills) > before or row.get("execType") == "Funding" else 0
+                )
+            last_ms = max(last_ms, int(str(row.get("execTime") or 0)))
+        for row in orders:
+            existing = account_book.find_order(
+                session, tenant_id, str(row.get("orderId", "")), str(row.get("orderLinkId", ""))
+            )
+            if existing is None:
+                found["unknown_order"] += 1
+            elif existing.status != row.get("orderStatus"):
+                found["order_status"] += 1
+            account_book.apply_order(session, tenant_id, row, changes)
+        on_exchange = set()
+        for raw in positions:
+            pos = account_book.apply_position(session, tenant_id, {**raw, "category": "linear"}, changes)
+            on_exchange.add(pos.symbol)
+            if pos.size != abs(pos.book_size):
+                found["position_size"] += 1
+                changes.risk.append(
+                    risk.new_event(
+                        tenant_id=tenant_id,
+                        kind=ev.RISK_EVENT_KIND_RECONCILIATION_MISMATCH,
+                        reason=ev.RISK_REASON_UNSPECIFIED,
+                        message=f"{pos.symbol}: exchange position {pos.size} differs from"
+                        f" the fills' {abs(pos.book_size)}",
+                        bot_id=pos.bot_id,
+                        category="linear",
+                        symbol=pos.symbol,
+                        details={
+                            "exchange_size": convert.text(pos.size),
+                            "book_size": convert.text(pos.book_size),
+                        },
+                    )
+                )
+        P = models.Position
+        for pos in session.exec(
+            select(P).where(P.tenant_id == tenant_id, P.category == "linear", P.size != 0)
+        ):
+            if pos.symbol not in on_exchange:
+                found["position_gone"] += 1
+                account_book.apply_position(session, tenant_id, {"symbol": pos.symbol, "size": "0"}, changes)
+        for row in wallet.get("list", [])[:1]:
+            account_book.apply_wallet(session, tenant_id, row, changes)
+        for event in changes.risk:
+            session.add(event)
+        account = session.get(models.Account, tenant_id) or models.Account(tenant_id=tenant_id)
+        account.last_reconcile_time = convert.now()
+        account.last_exec_time_ms = max(account.last_exec_time_ms, last_ms)
+        session.add(account)
+        for kind, count in found.items():
+            if count:
+                self.differences[kind] += count
+                log.warning("reconciliation corrected %d %s", count, kind, extra={"tenant_id": tenant_id})
+        return changes
+
+
+def _unsettled_orders(session: Session, tenant_id: str) -> list[models.Order]:
+    """Orders we believe open that the exchange may have finished while we were away."""
+    Ord = models.Order
+    return list(
+        session.exec(
+            select(Ord).where(
+                Ord.tenant_id == tenant_id,
+                Ord.exchange_order_id != "",
+                Ord.status.in_(("Created", "New", "PartiallyFilled", "Untriggered")),  # type: ignore[attr-defined]
+            )
+        ).all()
+    )
+
+
+def last_reconcile(session: Session, tenant_id: str) -> datetime | None:
+    account = session.get(models.Account, tenant_id)
+    return account.last_reconcile_time if account is not None else None

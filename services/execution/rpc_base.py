@@ -1,0 +1,37 @@
+"""What every RPC area shares: its dependencies and the caller check. The caller's tenant always comes
+from the verified token; a request field never names another tenant, except SetKillSwitch's
+admin-only `tenant_id`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.auth import require_role
+from services.common.context import Principal, Role, current_principal
+from services.execution import risk
+from services.execution.accounts import Accounts
+from services.execution.events import Events
+from services.execution.instruments import InstrumentCache
+from services.execution.orders import OrderPlacer
+from services.execution.stepup import StepUp
+from services.execution.store import Store
+
+
+@dataclass
+class Deps:
+    store: Store
+    accounts: Accounts
+    placer: OrderPlacer
+    instruments: InstrumentCache
+    events: Events
+    caps: risk.Limits
+    stepup: StepUp
+
+
+class Base:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @staticmethod
+    def caller(role: Role = Role.VIEWER) -> Principal:
+        return require_role(current_principal(), role)
