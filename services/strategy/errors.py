@@ -1,18 +1,17 @@
-"""Errors a caller can act on: each names the field, parameter or input row at fault."""
+"""Errors a caller can act on: each names the field, parameter or input row at fault.
+
+They are the platform's INVALID_ARGUMENT (`services.common.errors.InvalidArgument`), so a validation
+error raised anywhere in the trading core reaches a gRPC caller as INVALID_ARGUMENT naming the field
+with no translation in the service layer; they stay ValueErrors for library and CLI callers.
+"""
 
 from __future__ import annotations
 
+from services.common.errors import InvalidArgument
 
-class StrategyInputError(ValueError):
+
+class StrategyInputError(InvalidArgument, ValueError):
     """Bad input to the trading core (parameters, template, candles). `field` names what is wrong."""
-
-    def __init__(self, message: str, *, field: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}" if self.field else self.message
 
 
 class ParameterError(StrategyInputError):

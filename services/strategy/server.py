@@ -1,20 +1,92 @@
-"""Strategy service wiring: bots, their lifecycle, candle-driven evaluation and backtests.
-
-Every RPC answers UNIMPLEMENTED (the generated base servicer) until the strategy service work fills
-it in; the trading core it will serve lives beside this module.
-"""
+"""Strategy service wiring: bots and their lifecycle, candle-driven evaluation, signals and backtests."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import Field
+from tradebot.execution.v1 import events_pb2 as exec_events
+from tradebot.marketdata.v1 import events_pb2 as md_events
 from tradebot.strategy.v1 import strategy_service_pb2_grpc as rpc
 
+from services.common.db import make_engine, migrate
 from services.common.runtime import ServiceRuntime
-from services.common.settings import ServiceSettings
+from services.common.settings import ServiceSettings, SettingsError
+from services.strategy.backtests import Backtests
+from services.strategy.bots import Bots
+from services.strategy.engine import Engine, LiveBot, Subscriptions
+from services.strategy.journal import Journal
+from services.strategy.market import MarketData
+from services.strategy.models import BotRow
+from services.strategy.servicer import StrategyServicer
+from services.strategy.signals import BotRef, SignalPublisher, SignalStore
+from services.strategy.store import BotStore
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class Settings(ServiceSettings):
-    pass
+    strategy_db_schema: str = Field("strategy", description="PostgreSQL schema of this service's tables")
+    marketdata_addr: str = Field("", description="host:port of the marketdata service")
+    candle_durable: str = Field("strategy-candles", description="Durable consumer name of md.candle.>")
+    position_durable: str = Field(
+        "strategy-positions", description="Durable consumer name of execution's position events"
+    )
+    subscriber_id: str = Field(
+        "strategy-0", description="Caller id of this replica's subscription lease with marketdata"
+    )
+
+
+def live_bot(row: BotRow) -> LiveBot:
+    ref = BotRef(row.id, row.tenant_id, row.strategy_id, row.category, row.symbol, row.interval, row.mode)
+    return LiveBot(ref, dict(row.parameters), Decimal(row.capital_allocation), row.status, row.active_from_ms)
 
 
 async def setup(runtime: ServiceRuntime) -> None:
-    runtime.add_servicer(rpc.add_StrategyServiceServicer_to_server, rpc.StrategyServiceServicer())
+    settings: Settings = runtime.settings
+    bus = runtime.bus
+    if not settings.database_url or bus is None:
+        raise SettingsError("strategy needs DATABASE_URL and NATS_URL")  # fail fast, not at first candle
+    schema = settings.strategy_db_schema
+    await asyncio.to_thread(migrate, MIGRATIONS, settings.database_url, schema)
+    db = make_engine(settings.database_url, schema, pool_size=10)
+    credentials = runtime.credentials
+    market = MarketData(settings.marketdata_addr, credentials.metadata if credentials else None)
+    store = BotStore(db)
+    subscriptions = Subscriptions(market, settings.subscriber_id)
+    engine = Engine(market, SignalPublisher(bus), Journal(db), subscriptions)
+
+    async def refresh() -> None:
+        rows = await asyncio.to_thread(store.active)
+        engine.set_bots([live_bot(r) for r in rows])
+        with contextlib.suppress(Exception):  # marketdata may be down; the renewal loop retries
+            await subscriptions.renew()
+
+    bots = Bots(store, market, bus, refresh)
+    servicer = StrategyServicer(bots, SignalStore(db), Backtests(db, market))
+    runtime.add_servicer(rpc.add_StrategyServiceServicer_to_server, servicer)
+    await refresh()
+    bus.consume(
+        "MARKETDATA", settings.candle_durable, "md.candle.>", md_events.CandleClosed, engine.on_candle
+    )
+    bus.consume(
+        "EXECUTION",
+        settings.position_durable,
+        "exec.position.>",
+        exec_events.PositionEvent,
+        engine.on_position,
+    )
+    renewal = asyncio.create_task(subscriptions.run(30.0), name="subscriptions")
+
+    async def stop() -> None:
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
+        await engine.stop()
+        await market.close()
+        db.dispose()
+
+    runtime.on_stop(stop)

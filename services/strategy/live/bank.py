@@ -126,6 +126,15 @@ class BotBank:
         self.qty[i] = sized.qty
         return Decision(i, action, close, sized.qty, stop, tp, "", reasons)
 
+    def flatten(self, bot: int, *, clear_cooldown: bool) -> None:
+        """Bot holds no position, whatever the bank decided: the exchange closed it (execution reported
+        it flat), or the bot was not yet trading when the bank entered (warm-up, paused). Warm-up also
+        clears the cooldown, so a bot starts as the backtester starts: flat and free to enter."""
+        self.side[bot] = 0
+        self.qty[bot] = Decimal(0)
+        if clear_cooldown:
+            self.cooldown_until[bot] = -1
+
     def confirm_fill(self, bot: int, price: float) -> None:
         """The exchange filled bot's entry at `price`: the stop and target are placed from the fill at the
         signal's distances, as the backtester places them."""

@@ -1,0 +1,374 @@
+"""The live engine: every closed candle from marketdata, evaluated for every running bot, once.
+
+Bots are grouped by (strategy, category, symbol, interval); each group is one `BotBank` (the trading
+core's vectorised evaluator: arrays of state across bots, identical indicator parameters share a row),
+so the cost per candle grows with distinct parameter sets, not with tenants. Candles come from a
+durable JetStream consumer of `md.candle.>`; signals go out on `sig.<tenant>.<bot>`.
+
+A group is (re)built by replaying candle history from marketdata through a fresh bank: from a fixed
+number of warm-up bars before the earliest bot's first trading candle (`active_from_ms`, set when the
+bot's run began and kept in the database) up to the newest closed candle. Candles before a bot's
+`active_from_ms` only warm it up (any position it would take is dropped); later ones are evaluated as
+live, with the position updates execution reported applied after the candle they followed. Only
+candles after the group's cursor publish what they decide. So a restart, a crash mid-candle or a bot
+joining the group all end in the state an uninterrupted run has, and the same signal ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from nats.aio.msg import Msg
+from tradebot.common.v1 import common_pb2
+from tradebot.execution.v1 import events_pb2 as exec_pb
+from tradebot.marketdata.v1 import events_pb2 as md_events
+from tradebot.strategy.v1 import events_pb2
+
+from services.common import telemetry
+from services.common.errors import Unavailable
+from services.strategy import signals
+from services.strategy.convert import CATEGORIES, INTERVALS, interval_ms
+from services.strategy.journal import Journal
+from services.strategy.live.bank import BotBank, Decision
+from services.strategy.market import MarketData, StreamKey
+from services.strategy.metrics import EngineMetrics
+from services.strategy.models import PositionUpdateRow
+from services.strategy.registry import get_strategy
+from services.strategy.strategies.base import ParamValues
+
+log = logging.getLogger("tradebot.strategy.engine")
+tracer = telemetry.tracer("tradebot.strategy")
+
+# Bars of history before a bot's first trading candle. EMA-type indicators have unbounded memory; after
+# this many bars their seed no longer shows in the float64 values the rules compare.
+WARMUP_FACTOR = 5
+MIN_WARMUP_BARS = 300
+
+
+@dataclass(frozen=True)
+class LiveBot:
+    """A running or paused bot as the engine needs it."""
+
+    ref: signals.BotRef
+    params: ParamValues
+    capital: Decimal
+    status: str  # running or paused
+    active_from_ms: int | None
+
+    @property
+    def stream(self) -> StreamKey:
+        return StreamKey(self.ref.category, self.ref.symbol, self.ref.interval)
+
+    @property
+    def group_id(self) -> str:
+        s = self.stream
+        return f"{self.ref.strategy_id}:{s.category}:{s.symbol}:{s.interval}"
+
+    def shape(self) -> tuple[object, ...]:
+        """What the bank is built from: a change to any of it needs a rebuild (status does not)."""
+        return (self.ref.id, tuple(sorted(self.params.items())), self.capital)
+
+
+@dataclass
+class Group:
+    id: str
+    strategy_id: str
+    stream: StreamKey
+    bots: list[LiveBot] = field(default_factory=list)
+    bank: BotBank | None = None
+    last_ms: int | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def index(self, bot_id: str) -> int | None:
+        for i, bot in enumerate(self.bots):
+            if bot.ref.id == bot_id:
+                return i
+        return None
+
+
+class Subscriptions:
+    """Keeps marketdata's lease on the streams the groups need and knows which are live."""
+
+    def __init__(self, market: MarketData, caller_id: str) -> None:
+        self.market = market
+        self.caller_id = caller_id
+        self.wanted: list[StreamKey] = []
+        self.live: dict[StreamKey, int | None] = {}
+        self._lock = asyncio.Lock()
+
+    async def renew(self) -> None:
+        async with self._lock:  # one lease, replaced whole: never two replacements at once
+            self.live = await self.market.ensure_subscriptions(self.caller_id, self.wanted)
+
+    async def newest(self, stream: StreamKey, within: float = 60.0) -> int | None:
+        """Start of the stream's newest closed candle once marketdata has it live."""
+        deadline = time.monotonic() + within
+        while True:
+            await self.renew()
+            if stream in self.live:
+                return self.live[stream]
+            if time.monotonic() > deadline:
+                raise Unavailable(f"marketdata has not made {stream.subject} live yet")
+            await asyncio.sleep(0.5)
+
+    async def run(self, period: float) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # the next round retries; builds wait for `newest`
+                await self.renew()
+            await asyncio.sleep(period)
+
+
+class Engine:
+    def __init__(
+        self,
+        market: MarketData,
+        publisher: signals.SignalPublisher,
+        journal: Journal,
+        subscriptions: Subscriptions,
+    ) -> None:
+        self.market = market
+        self.publisher = publisher
+        self.journal = journal
+        self.subscriptions = subscriptions
+        self.groups: dict[str, Group] = {}
+        self.metrics = EngineMetrics(self.bots_running)
+        self._builds: dict[str, asyncio.Task[None]] = {}
+
+    def bots_running(self) -> int:
+        return sum(
+            sum(b.status == "running" for b in g.bots) for g in self.groups.values() if g.bank is not None
+        )
+
+    # membership --------------------------------------------------------------------------------
+    def set_bots(self, bots: list[LiveBot]) -> None:
+        """The running and paused bots now; groups whose bots changed are rebuilt in the background."""
+        wanted: dict[str, list[LiveBot]] = {}
+        for bot in sorted(bots, key=lambda b: b.ref.id):
+            wanted.setdefault(bot.group_id, []).append(bot)
+        for gid in list(self.groups):
+            if gid not in wanted:
+                self._cancel_build(gid)
+                del self.groups[gid]
+        for gid, members in wanted.items():
+            group = self.groups.get(gid)
+            if group is None:
+                first = members[0]
+                group = self.groups[gid] = Group(gid, first.ref.strategy_id, first.stream)
+            if [b.shape() for b in group.bots] != [b.shape() for b in members]:
+                group.bots = members
+                group.bank = None
+                self._schedule_build(group)
+            else:
+                group.bots = members  # status changes apply from the next candle
+        self.subscriptions.wanted = sorted({g.stream for g in self.groups.values()}, key=str)
+
+    def _schedule_build(self, group: Group) -> None:
+        self._cancel_build(group.id)
+        self._builds[group.id] = asyncio.create_task(self._build_until_done(group), name=f"build:{group.id}")
+
+    def _cancel_build(self, gid: str) -> None:
+        task = self._builds.pop(gid, None)
+        if task is not None:
+            task.cancel()
+
+    async def _build_until_done(self, group: Group) -> None:
+        delay = 0.5
+        while True:
+            try:
+                async with group.lock:
+                    if group.bank is None:
+                        await self._build(group)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # marketdata down or still backfilling: try again
+                log.warning("group warm-up failed; retrying", extra={"group": group.id, "error": str(error)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def stop(self) -> None:
+        for gid in list(self._builds):
+            self._cancel_build(gid)
+
+    # building ----------------------------------------------------------------------------------
+    async def _build(self, group: Group) -> None:
+        """Replay history through a fresh bank (see the module docstring). Caller holds the lock."""
+        with tracer.start_as_current_span("warm up group", attributes={"group": group.id}):
+            strategy = get_strategy(group.strategy_id)
+            stream = group.stream
+            step = interval_ms(stream.interval)
+            newest = await self.subscriptions.newest(stream)
+            instrument = await self.market.instrument(stream.category, stream.symbol)
+            bots = list(group.bots)
+            warm = max(MIN_WARMUP_BARS, WARMUP_FACTOR * max(strategy.warmup_bars(b.params) for b in bots))
+            known = [b.active_from_ms for b in bots if b.active_from_ms is not None]
+            # Without a known first trading candle, the stored history ends the warm-up (marketdata has not
+            # published a candle live yet right after its backfill, so `newest` may be unknown).
+            since = min(known) - warm * step if known else None
+            until = newest + 1 if newest is not None else None
+            history = await self.market.candles(stream, since, until)
+            if since is None:
+                history = history.tail(warm)
+            fresh = [b.ref.id for b in bots if b.active_from_ms is None]
+            if fresh:
+                # New runs trade from the first candle that closes after their warm-up.
+                first_live = int(history.start_ms[-1]) + step if len(history) else (newest or -step) + step
+                await asyncio.to_thread(self.journal.set_active_from, fresh, first_live)
+                bots = [b if b.active_from_ms is not None else _active(b, first_live) for b in bots]
+                group.bots = bots
+            bank = BotBank(strategy, [b.params for b in bots], instrument, [b.capital for b in bots])
+            cursor = await asyncio.to_thread(self.journal.cursor, group.id)
+            updates = await asyncio.to_thread(self.journal.position_updates, [b.ref.id for b in bots])
+            group.bank, group.last_ms = bank, None
+            try:
+                for t in range(len(history)):
+                    start = int(history.start_ms[t])
+                    candle = (history.open[t], history.high[t], history.low[t], history.close[t])
+                    await self._evaluate(group, start, candle, emit=cursor is None or start > cursor)
+                    for row in updates.get(start, []):
+                        _apply_position(bank, group.index(row.bot_id), row)
+            except BaseException:
+                group.bank = None  # half a replay is no state: the next attempt starts over
+                raise
+            log.info("group warmed up", extra={"group": group.id, "bots": len(bots), "bars": len(history)})
+
+    # candles -------------------------------------------------------------------------------------
+    async def on_candle(self, event: md_events.CandleClosed, _: Msg | None = None) -> None:
+        received = time.perf_counter()
+        c = event.candle
+        if not c.confirmed:
+            return
+        stream = StreamKey(CATEGORIES.get(c.category, ""), c.symbol, INTERVALS.get(c.interval, ""))
+        start = c.start.ToMilliseconds()
+        values = (float(c.open), float(c.high), float(c.low), float(c.close))
+        for group in [g for g in self.groups.values() if g.stream == stream]:
+            async with group.lock:
+                if group.bank is None:
+                    await self._build(group)  # raising naks the candle: it comes again
+                await self._catch_up(group, start)
+                if group.last_ms is not None and start <= group.last_ms:
+                    continue  # replayed during the build already
+                with tracer.start_as_current_span("evaluate candle", attributes={"group": group.id}):
+                    await self._evaluate(group, start, values, emit=True)
+            self.metrics.evaluation.record(time.perf_counter() - received, {"group": group.id})
+
+    async def _catch_up(self, group: Group, start: int) -> None:
+        """Candles missed between the last one evaluated and `start` (a gap in delivery), evaluated first."""
+        step = interval_ms(group.stream.interval)
+        if group.last_ms is None or start <= group.last_ms + step:
+            return
+        missing = await self.market.candles(group.stream, group.last_ms + step, start)
+        for t in range(len(missing)):
+            candle = (missing.open[t], missing.high[t], missing.low[t], missing.close[t])
+            await self._evaluate(group, int(missing.start_ms[t]), candle, emit=True)
+
+    async def _evaluate(
+        self, group: Group, start: int, candle: tuple[float, float, float, float], *, emit: bool
+    ) -> None:
+        bank = group.bank
+        assert bank is not None
+        held = bank.side.copy()
+        decisions = bank.step(*candle)
+        group.last_ms = start
+        by_bot: dict[int, list[Decision]] = {}
+        for d in decisions:
+            by_bot.setdefault(d.bot, []).append(d)
+        out: list[events_pb2.Signal] = []
+        withheld = False
+        for i, made in by_bot.items():
+            bot = group.bots[i]
+            trading = bot.active_from_ms is not None and start >= bot.active_from_ms
+            if not trading or bot.status != "running":
+                # Warm-up or paused: nothing is sent, so the bank must not believe a position opened.
+                if any(d.action.startswith("enter") for d in made):
+                    bank.flatten(i, clear_cooldown=not trading)
+                withheld = withheld or trading
+                continue
+            out.extend(self._signals(bot, start, int(held[i]), made))
+        if not emit or not (out or withheld):
+            return
+        if out:
+            await self.publisher.publish(out)
+            for sig in out:
+                self.metrics.signals.add(1, {"action": events_pb2.SignalAction.Name(sig.action)})
+        await asyncio.to_thread(self.journal.commit, group.id, start, out)
+
+    def _signals(self, bot: LiveBot, start: int, held: int, made: list[Decision]) -> list[events_pb2.Signal]:
+        """One bot's decisions on one candle as signals: an opposite-signal exit and an entry on the same
+        candle are one REVERSE. Stop-loss and take-profit exits are not signals: those orders already sit
+        on the exchange and close the position there."""
+        exit_ = next((d for d in made if d.action == "exit" and d.reason == "opposite_signal"), None)
+        entry = next((d for d in made if d.action.startswith("enter")), None)
+        for d in made:
+            if d.action == "skipped":
+                self.metrics.skipped.add(1, {"reason": d.reason})
+                log.info("entry skipped", extra={"bot": bot.ref.id, "reason": d.reason, "candle": start})
+        if entry is not None:
+            side = 1 if entry.action == "enter_long" else -1
+            action = events_pb2.SIGNAL_ACTION_REVERSE if exit_ else events_pb2.SIGNAL_ACTION_ENTRY
+            return [
+                signals.build(
+                    bot.ref, start, action, side, entry.price, entry.stop, entry.take_profit, entry.reasons
+                )
+            ]
+        if exit_ is not None:
+            return [
+                signals.build(
+                    bot.ref,
+                    start,
+                    events_pb2.SIGNAL_ACTION_EXIT,
+                    -held,
+                    exit_.price,
+                    exit_reason="opposite_signal",
+                )
+            ]
+        return []
+
+    # positions -----------------------------------------------------------------------------------
+    async def on_position(self, event: exec_pb.PositionEvent, _: Msg | None = None) -> None:
+        """Execution's view of a bot's position: an entry's real fill places the stop and target from it;
+        a position closed on the exchange (stop, target, by hand) makes the bot flat."""
+        pos = event.position
+        group = next((g for g in self.groups.values() if g.index(pos.bot_id) is not None), None)
+        if not pos.bot_id or group is None:
+            return  # not a bot we evaluate (stopped, another service's, external)
+        async with group.lock:
+            if group.bank is None:
+                await self._build(group)
+            i = group.index(pos.bot_id)
+            if i is None or group.bank is None or group.last_ms is None:
+                return  # nothing evaluated yet, so no position the bank could hold
+            side = {common_pb2.SIDE_BUY: 1, common_pb2.SIDE_SELL: -1}.get(pos.side, 0)
+            kind = "fill" if side else "flat"
+            price = Decimal(pos.entry_price) if side and pos.entry_price else None
+            row = PositionUpdateRow(
+                event_id=event.event_id,
+                bot_id=pos.bot_id,
+                after_candle_ms=group.last_ms,
+                kind=kind,
+                price=price,
+            )
+            if kind == "fill" and int(group.bank.side[i]) != side:
+                return  # a fill for a position the bank has already left (or never took)
+            _apply_position(group.bank, i, row)
+            await asyncio.to_thread(
+                self.journal.record_position, row.event_id, row.bot_id, row.after_candle_ms, kind, price
+            )
+
+
+def _active(bot: LiveBot, start_ms: int) -> LiveBot:
+    return LiveBot(bot.ref, bot.params, bot.capital, bot.status, start_ms)
+
+
+def _apply_position(bank: BotBank, i: int | None, row: PositionUpdateRow) -> None:
+    if i is None:
+        return
+    if row.kind == "fill" and row.price is not None and bank.side[i] != 0:
+        bank.confirm_fill(i, float(row.price))
+    elif row.kind == "flat" and bank.side[i] != 0:
+        bank.flatten(i, clear_cooldown=False)
