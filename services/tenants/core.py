@@ -198,9 +198,8 @@ class Core:
                 )
         return Caller(principal, user, role, call)
 
-    def step_up(self, session: Session, caller: Caller, code: str) -> None:
+    def step_up(self, session: Session, user: User, code: str) -> None:
         """Sensitive calls need a current TOTP code when the user has TOTP (common.proto: Step-up)."""
-        user = caller.user
         if user.totp_secret is None:
             return
         if not code:

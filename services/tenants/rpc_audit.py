@@ -171,7 +171,7 @@ class AuditRpcs(CredentialRpcs):
         with self.db.tenant(self.own_tenant()) as session:
             caller = self.caller(session, call)
             caller.require(Role.OWNER)
-            self.step_up(session, caller, request.totp_code)
+            self.step_up(session, caller.user, request.totp_code)
             document = self._export(session, caller.tenant_id)
             self.record(session, caller.tenant_id, "tenant.export", caller=caller, target_type="tenant")
             now = datetime.now(UTC)
@@ -220,7 +220,7 @@ class AuditRpcs(CredentialRpcs):
             tenant_id = self._target_tenant(caller, request.tenant_id)
             if caller.role is Role.ADMIN and tenant_id == caller.tenant_id:
                 raise PermissionDenied("the platform's own organisation cannot be deleted this way")
-            self.step_up(session, caller, request.totp_code)
+            self.step_up(session, caller.user, request.totp_code)
             self.db.switch(session, tenant_id)
             tenant = session.get(Tenant, tenant_id, with_for_update=True)
             if tenant is None or tenant.purge_time is not None:

@@ -34,7 +34,7 @@ class CredentialRpcs(Core):
         with self.db.tenant(self.own_tenant()) as session:
             caller = self.caller(session, call)
             caller.require(Role.OWNER)
-            self.step_up(session, caller, totp_code)
+            self.step_up(session, caller.user, totp_code)
             return caller
 
     def _store(

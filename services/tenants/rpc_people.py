@@ -9,7 +9,8 @@ from sqlmodel import col, select, update
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 
 from services.common import paging
-from services.common.context import ROLE_RANK, Role
+from services.common.auth import require_service
+from services.common.context import ROLE_RANK, Role, current_principal
 from services.common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -114,6 +115,19 @@ class PeopleRpcs(Core):
             )
 
     @blocking
+    def CheckStepUp(self, request: pb.CheckStepUpRequest, call: CallInfo) -> pb.CheckStepUpResponse:
+        require_service(current_principal())
+        tenant_id = validate.object_id(request.tenant_id, "tenant_id")
+        user_id = validate.object_id(request.user_id, "user_id")
+        with self.db.tenant(tenant_id) as session:
+            user = session.get(User, user_id, with_for_update=True)
+            if user is None or user.tenant_id != tenant_id:
+                raise NotFound("no such user in that tenant")
+            # The same check, and the same single use of each code, as this service's own step-up.
+            self.step_up(session, user, request.totp_code)
+            return pb.CheckStepUpResponse(totp_enrolled=user.totp_secret is not None)
+
+    @blocking
     def SetUserRole(self, request: pb.SetUserRoleRequest, call: CallInfo) -> pb.SetUserRoleResponse:
         user_id = validate.object_id(request.user_id, "user_id")
         new_role = None if request.role == pb.ROLE_UNSPECIFIED else _role(request.role, "role")
@@ -124,7 +138,7 @@ class PeopleRpcs(Core):
             caller.require(Role.OWNER, Role.ADMIN)
             if new_role is Role.ADMIN and caller.role is not Role.ADMIN:
                 raise PermissionDenied("only a platform admin grants the ADMIN role")
-            self.step_up(session, caller, request.totp_code)
+            self.step_up(session, caller.user, request.totp_code)
             tenant_id = caller.tenant_id
             if caller.role is Role.ADMIN:
                 tenant_id = self.db.tenant_of("tenant_of_user", user_id) or caller.tenant_id
@@ -193,7 +207,7 @@ class PeopleRpcs(Core):
                 raise PermissionDenied(
                     f"a token cannot grant more than your role ({caller.role.value.upper()})"
                 )
-            self.step_up(session, caller, request.totp_code)
+            self.step_up(session, caller.user, request.totp_code)
             clash = session.exec(
                 select(ApiToken.id).where(
                     ApiToken.user_id == caller.user.id,

@@ -37,7 +37,7 @@ class SettingsRpcs(Core):
             caller.require(Role.OWNER)
             row = self._settings(session, caller.tenant_id, caller.user.email)
             changed = settings_store.apply(row, request.settings, paths)
-            self.step_up(session, caller, request.totp_code)
+            self.step_up(session, caller.user, request.totp_code)
             session.add(row)
             self.record(
                 session,

@@ -42,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     "ListAuditEvents": {OWNER, ADMIN},
     "VerifyAuditChain": {OWNER, ADMIN},
     "RecordAuditEvent": {SERVICE},
+    "CheckStepUp": {SERVICE},
     "ExportTenantData": {OWNER},
     "DeleteTenant": {OWNER, ADMIN},
 }
@@ -78,6 +79,7 @@ def _requests(b: dict[str, Any]) -> dict[str, Message]:
         "RecordAuditEvent": pb.RecordAuditEventRequest(
             tenant_id=b["tenant_id"], actor_kind=4, action="bot.start"
         ),
+        "CheckStepUp": pb.CheckStepUpRequest(tenant_id=b["tenant_id"], user_id=b["user_id"]),
         "ExportTenantData": pb.ExportTenantDataRequest(),
         "DeleteTenant": pb.DeleteTenantRequest(
             tenant_id=b["tenant_id"], confirm_tenant_name=b["tenant_name"]
@@ -144,7 +146,7 @@ async def test_tenant_a_cannot_reach_tenant_b(
         assert code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED), (
             f"{method}: {code.name}"
         )
-    elif method in {"ListAuditEvents", "VerifyAuditChain", "DeleteTenant", "RecordAuditEvent"}:
+    elif method in {"ListAuditEvents", "VerifyAuditChain", "DeleteTenant", "RecordAuditEvent", "CheckStepUp"}:
         assert code == grpc.StatusCode.PERMISSION_DENIED, f"{method} with B's tenant_id: {code.name}"
 
 
