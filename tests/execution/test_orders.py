@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tradebot.common.v1 import common_pb2 as common
-
 from services.exchangesim.app import Simulator
 from services.execution import models
 from services.execution.orders import link_id_for_signal
@@ -15,6 +13,7 @@ from tests.execution.helpers import (
     Harness,
     entry,
     eventually,
+    exit_signal,
     fault,
     new_tenant,
     outcome,
@@ -129,14 +128,11 @@ async def test_exit_closes_the_whole_position_reduce_only(
     tenant = await new_tenant(harness, symbol)
     await harness.execution.intake.handle(entry(sim, tenant), redelivered=False)
     await eventually(lambda: _position_size(harness, tenant.tenant_id), 10, "position from the stream")
-    from tests.execution.helpers import exit_signal
-
     await harness.execution.intake.handle(exit_signal(sim, tenant), redelivered=False)
     orders = await sim_orders(sim, tenant)
     assert len(orders) == 2 and orders[1]["reduceOnly"] is True
     assert orders[1]["qty"] == orders[0]["qty"]
     await eventually(lambda: _flat(harness, tenant.tenant_id), 10, "flat position")
-    _ = common
 
 
 async def _position_size(harness: Harness, tenant_id: str) -> Decimal:
