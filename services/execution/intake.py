@@ -14,6 +14,7 @@ docs/decisions/0030-execution-concurrency.md).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import re
@@ -100,7 +101,9 @@ class SignalIntake:
         self.rate = rate
         self.max_signal_age = max_signal_age
         self._locks: dict[str, asyncio.Lock] = {}
-        self.accept_latency: list[float] = []  # seconds from receipt to exchange acceptance (bench)
+        # (signal id, wall time) of recent exchange acceptances: the acceptance metric and the benchmark.
+        self.accepted: collections.deque[tuple[str, float]] = collections.deque(maxlen=100_000)
+        self.accepted_total = 0
 
     # -- consuming ---------------------------------------------------------------------------------
 
@@ -154,7 +157,7 @@ class SignalIntake:
             redelivered = raw.metadata.num_delivered > 1 if raw.metadata else False
             try:
                 async with self._locks.setdefault(signal.tenant_id, asyncio.Lock()):
-                    await self.handle(signal, redelivered=redelivered, received=time.monotonic())
+                    await self.handle(signal, redelivered=redelivered)
             except Unresolved:
                 log.warning(
                     "order outcome unknown; signal kept for redelivery", extra={"signal_id": signal.id}
@@ -172,8 +175,7 @@ class SignalIntake:
 
     # -- one signal ---------------------------------------------------------------------------------
 
-    async def handle(self, signal: sig.Signal, *, redelivered: bool, received: float | None = None) -> None:
-        received = received or time.monotonic()
+    async def handle(self, signal: sig.Signal, *, redelivered: bool) -> None:
         if not signal.tenant_id or not SIGNAL_ID.match(signal.id):
             log.error("malformed signal ignored", extra={"signal_id": signal.id[:40]})
             return
@@ -198,7 +200,7 @@ class SignalIntake:
                 )
             return
         if order is not None:
-            await self._resume(signal, order, received)
+            await self._resume(signal, order)
             return
         decision = await self._decide(signal)
         if isinstance(decision, Skip):
@@ -212,16 +214,16 @@ class SignalIntake:
             order = await self.store.run(lambda s: account_book.find_order(s, tenant, "", link))
             if order is None:
                 raise
-            await self._resume(signal, order, received)
+            await self._resume(signal, order)
             return
         self.rate.record(tenant)
         client = await self.accounts.client(tenant)
         if client is None:  # credentials deleted between the decision and now
             raise Unresolved()
         placement = await self.placer.place(client, decision, maybe_sent=False)
-        await self._finish(signal, decision, placement, received)
+        await self._finish(signal, decision, placement)
 
-    async def _resume(self, signal: sig.Signal, order: models.Order, received: float) -> None:
+    async def _resume(self, signal: sig.Signal, order: models.Order) -> None:
         """A stored order whose outcome we never recorded: find it on the exchange first."""
         client = await self.accounts.client(signal.tenant_id)
         if client is None:
@@ -232,7 +234,7 @@ class SignalIntake:
             except ExchangeError:
                 raise Unresolved() from None
             if found is not None:
-                await self._finish(signal, order, Placement(True, found), received)
+                await self._finish(signal, order, Placement(True, found))
                 return
             if self.breaker.is_open(signal.tenant_id):
                 raise Unresolved()  # retry once the breaker lets orders through
@@ -247,14 +249,13 @@ class SignalIntake:
             )
             return
         placement = await self.placer.place(client, order, maybe_sent=True)
-        await self._finish(signal, order, placement, received)
+        await self._finish(signal, order, placement)
 
-    async def _finish(
-        self, signal: sig.Signal, order: models.Order, placement: Placement, received: float
-    ) -> None:
+    async def _finish(self, signal: sig.Signal, order: models.Order, placement: Placement) -> None:
         tenant = signal.tenant_id
         if placement.accepted:
-            self.accept_latency.append(time.monotonic() - received)
+            self.accepted.append((signal.id, time.time()))
+            self.accepted_total += 1
             found = placement.exchange_order or {}
 
             def accepted(session: Session) -> models.Order:

@@ -32,7 +32,7 @@ class ExecutionMetrics:
         meter = telemetry.meter("tradebot.execution")
         meter.create_observable_counter(
             "execution_orders_accepted",
-            [_one(lambda: len(intake.accept_latency))],
+            [_one(lambda: intake.accepted_total)],
             description="Signals whose order the exchange accepted",
         )
         meter.create_observable_counter(

@@ -12,6 +12,7 @@ import pytest
 from google.protobuf import descriptor_pb2, symbol_database
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from tradebot.execution.v1 import execution_service_pb2
 from tradebot.tenants.v1 import tenants_service_pb2
 
 from services.devstack.platform import GRPC_SERVICES
@@ -41,6 +42,10 @@ IMPLEMENTED = {
             "EnsureSubscriptions",
             "ReleaseSubscriptions",
         )
+    ),
+    *(
+        f"tradebot.execution.v1.ExecutionService/{method.name}"
+        for method in execution_service_pb2.DESCRIPTOR.services_by_name["ExecutionService"].methods
     ),
 }
 UNDEFINED = {grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
