@@ -8,7 +8,7 @@ or its PENDING_SUBMIT order (look it up on the exchange before anything else).
 Signals of different tenants are handled concurrently (bounded), signals of one tenant in arrival
 order; the shared `Bus.consume` handles one message at a time, which cannot meet a thousand tenants
 on one candle within a second, so this consumer fetches a batch and fans out (see
-docs/decisions/0030-execution-concurrency.md).
+docs/decisions/0031-execution-concurrency.md).
 """
 
 from __future__ import annotations

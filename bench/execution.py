@@ -1,0 +1,212 @@
+"""Execution: one signal each for 1,000 tenants on the same candle, signal to exchange acceptance.
+
+The simulator runs in its own process (the exchange is remote in production); the execution service's
+own wiring (`server.build`: intake, risk, sizing, placement through pybit in the thread pool,
+PostgreSQL, NATS, Vault) runs in this process. Every tenant has its own simulator account, Vault key
+and bot, and is reconciled before the signals are published. Measured:
+
+- latency per signal from its creation (just before it is published on NATS) to the exchange's
+  acceptance of its order, p50/p99, and the time until all 1,000 are accepted;
+- the same 1,000 signals handled one at a time (concurrency 1) as the baseline.
+
+Private streams are off for the measurement (they do not lie on the signal-to-acceptance path). The
+simulator's per-IP limit is lifted and so is the service's per-IP budget: Bybit allows 600 requests
+per 5 s per IP, so 1,000 orders in one second need the tenants spread over several egress addresses
+(replicas owning tenant partitions, docs/decisions/0032-execution-request-budgets.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import statistics
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+TENANTS = 1_000
+SYMBOL = "BENCHUSDT"
+
+
+def run_simulator(pipe: Connection) -> None:
+    from services.exchangesim.app import SimConfig, Simulator
+
+    async def serve() -> None:
+        sim = Simulator(
+            SimConfig(
+                port=0,
+                paused=True,
+                data_files=(),
+                random_walk={SYMBOL: Decimal("100")},
+                ip_limit=10**9,
+                idle_timeout_s=600,
+            )
+        )
+        await sim.start()
+        keys = [sim.create_account({"USDT": "10000"}) for _ in range(2 * TENANTS)]
+        pipe.send(
+            (sim.http_url, [(k.key, k.secret, k.uid) for k in keys], str(sim.venue.market.price(SYMBOL)))
+        )
+        await asyncio.Event().wait()  # serve until the parent terminates this process
+
+    asyncio.run(serve())
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def one_run(
+    infra: Any, sim_url: str, keys: list[tuple[str, str, int]], price: Decimal, concurrency: int
+) -> dict[str, float]:
+    import hvac
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from tradebot.common.v1 import common_pb2 as common
+    from tradebot.strategy.v1 import events_pb2 as sig
+
+    from services.common import bus as bus_module
+    from services.common.vault import SecretStore
+    from services.execution.credentials import secret_path
+    from services.execution.server import Settings, build
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    values: dict[str, Any] = {
+        "database_url": infra.postgres.url,
+        "nats_url": infra.nats.url,
+        "vault_addr": infra.vault.addr,
+        "vault_token": infra.vault.service_tokens["execution"],
+        "bybit_env": "simulator",
+        "bybit_simulator_url": sim_url,
+        "execution_db_schema": schema,
+        "execution_signal_durable": schema,
+        "execution_concurrency": concurrency,
+        "execution_account_streams": False,
+        "execution_ip_requests": 10**9,
+        "execution_reconcile_interval_seconds": 3600,
+        "execution_credentials_ttl_seconds": 3600,
+    }
+    settings = Settings(**values)
+    vault = SecretStore(hvac.Client(url=infra.vault.addr, token=infra.vault.root_token))
+    tenants = [f"{schema}-{i:04d}" for i in range(len(keys))]
+    for tenant, (key, secret, _) in zip(tenants, keys, strict=True):
+        vault.put(secret_path(tenant), {"api_key": key, "api_secret": secret})
+    bus = await bus_module.connect(infra.nats.url, "bench-strategy")
+    await bus.js.purge_stream("SIGNALS")  # a new durable starts at the stream's first signal
+    execution = await build(settings, bus)
+    await execution.start(bus)
+    for tenant in tenants:
+        bot = sig.Bot(
+            id=f"{tenant}-bot",
+            tenant_id=tenant,
+            category=common.CATEGORY_LINEAR,
+            symbol=SYMBOL,
+            mode=common.TRADING_MODE_LIVE,
+            capital_allocation="1000",
+            status=sig.BOT_STATUS_RUNNING,
+        )
+        bot.parameters["risk_per_trade"].float_value = 0.01
+        await execution.tenant_events.on_bot(sig.BotLifecycleEvent(event_id=str(uuid.uuid4()), bot=bot))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready = sum(1 for t in tenants if (s := execution.accounts.tenants.get(t)) and s.reconciled)
+        if ready == len(tenants):
+            break
+        await asyncio.sleep(0.5)
+    signals = []
+    for tenant in tenants:
+        signals.append(
+            sig.Signal(
+                id=f"s{uuid.uuid4().hex[:24]}",
+                bot_id=f"{tenant}-bot",
+                tenant_id=tenant,
+                strategy_id="ppp_vishva",
+                category=common.CATEGORY_LINEAR,
+                symbol=SYMBOL,
+                interval=common.INTERVAL_1_HOUR,
+                action=sig.SIGNAL_ACTION_ENTRY,
+                side=common.SIDE_BUY,
+                reference_price=str(price),
+                stop_loss=str((price * Decimal("0.98")).quantize(Decimal("0.01"))),
+                take_profit=str((price * Decimal("1.04")).quantize(Decimal("0.01"))),
+                mode=common.TRADING_MODE_LIVE,
+            )
+        )
+    created: dict[str, float] = {}
+    started = time.time()
+    publishing = []
+    for signal in signals:
+        stamp = Timestamp()
+        stamp.GetCurrentTime()
+        signal.create_time.CopyFrom(stamp)
+        created[signal.id] = time.time()
+        publishing.append(bus.publish(f"sig.{signal.tenant_id}.{signal.bot_id}", signal, signal.id))
+    await asyncio.gather(*publishing)
+    while time.monotonic() < deadline:
+        accepted = {sid: t for sid, t in execution.intake.accepted if sid in created}
+        if len(accepted) == len(signals):
+            break
+        await asyncio.sleep(0.05)
+    latencies = [accepted[sid] - created[sid] for sid in accepted]
+    await bus.stop_consuming()
+    await execution.stop()
+    await bus.drain()
+    return {
+        "accepted": len(accepted),
+        "p50_ms": round(1000 * statistics.median(latencies), 1),
+        "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
+        "all_accepted_s": round(max(accepted.values()) - started, 3),
+    }
+
+
+def main() -> None:
+    from tests.helpers.infra import start_infra
+
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    simulator = context.Process(target=run_simulator, args=(child,), daemon=True)
+    simulator.start()
+    sim_url, keys, price = parent.recv()
+    with tempfile.TemporaryDirectory() as folder:
+        infra = start_infra(Path(folder))
+        try:
+            ours = asyncio.run(one_run(infra, sim_url, keys[:TENANTS], Decimal(price), 1024))
+            baseline = asyncio.run(one_run(infra, sim_url, keys[TENANTS:], Decimal(price), 1))
+        finally:
+            infra.stop()
+            simulator.terminate()
+    from bench.results import write_result
+
+    write_result(
+        "execution",
+        {
+            "tenants": TENANTS,
+            "accepted": {"value": ours["accepted"], "baseline": baseline["accepted"]},
+            "signal_to_acceptance_p50_ms": {
+                "value": ours["p50_ms"],
+                "baseline": baseline["p50_ms"],
+                "ratio": round(baseline["p50_ms"] / ours["p50_ms"], 2),
+            },
+            "signal_to_acceptance_p99_ms": {
+                "value": ours["p99_ms"],
+                "baseline": baseline["p99_ms"],
+                "ratio": round(baseline["p99_ms"] / ours["p99_ms"], 2),
+                "goal": 500,
+            },
+            "all_accepted_seconds": {
+                "value": ours["all_accepted_s"],
+                "baseline": baseline["all_accepted_s"],
+                "ratio": round(baseline["all_accepted_s"] / ours["all_accepted_s"], 2),
+                "goal": 1.0,
+            },
+            "baseline_is": "the same service handling signals one at a time (EXECUTION_CONCURRENCY=1)",
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
