@@ -3,6 +3,7 @@ critical actions with a few seconds to undo, the emergency stop-all and the phon
 
 from __future__ import annotations
 
+import io
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import segno
 import streamlit as st
 from google.protobuf.timestamp_pb2 import Timestamp
 from tradebot.execution.v1 import execution_service_pb2 as ex
@@ -97,6 +99,20 @@ def table(rows: list[dict[str, Any]], empty: str) -> None:
         st.dataframe(rows, hide_index=True, use_container_width=True)
     else:
         st.caption(empty)
+
+
+# Shown at this width in CSS pixels: large enough to scan from a screen, narrower than a phone.
+QR_WIDTH = 240
+
+
+def qr_svg(text: str) -> str:
+    """`text` (a TOTP provisioning URI) as a QR code in SVG, sharp at any size and sent as it is (a
+    bitmap would be re-encoded): medium error correction, a 4-module quiet zone, dark on white."""
+    buffer = io.BytesIO()
+    segno.make(text, error="m", micro=False).save(
+        buffer, kind="svg", xmldecl=False, svgns=True, scale=8, border=4, dark="#000", light="#fff"
+    )
+    return buffer.getvalue().decode()
 
 
 def now_iso() -> str:

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Image
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 
+from services.dashboard import widgets
 from tests.dashboard.conftest import Member, Slice, signed_in, texts
 
 PAGES = ["overview", "performance", "chart", "bots", "backtest", "history", "account"]
@@ -98,3 +102,21 @@ def test_a_session_of_tenant_a_never_shows_tenant_b(dash: Slice, app_env: None) 
         app = open_page(a, page)
         shown = texts(app) + str([d.value for d in app.dataframe])
         assert b.email not in shown and b_tenant.name not in shown and b_tenant.id not in shown
+
+
+def test_two_factor_enrolment_shows_a_qr_code_of_the_provisioning_uri(dash: Slice, app_env: None) -> None:
+    app = open_page(dash.new_tenant("qr"), "account")
+    next(b for b in app.button if b.key == "totp_start").click().run()
+    assert not app.exception, app.exception
+    enrol = app.session_state["totp_enrol"]
+    assert enrol.provisioning_uri.startswith("otpauth://totp/")
+    images = [e for e in app.get("image") if isinstance(e, Image)]
+    assert len(images) == 1, texts(app)
+    assert images[0].captions == ["Scan with your authenticator app"]
+    # The SVG travels inline: the picture shown is segno's QR code of this enrolment's provisioning URI.
+    kind, _, data = images[0].value[0].partition(",")
+    assert kind == "data:image/svg+xml;base64"
+    shown = base64.b64decode(data).decode()
+    assert shown == widgets.qr_svg(enrol.provisioning_uri)
+    assert shown.startswith("<svg") and "<path" in shown
+    assert enrol.secret in [c.value for c in app.code]  # and the secret, for typing in by hand

@@ -3,8 +3,6 @@ API tokens and the team. Every change that the platform guards with step-up asks
 
 from __future__ import annotations
 
-import io
-
 import streamlit as st
 from google.protobuf.field_mask_pb2 import FieldMask
 from tradebot.common.v1 import common_pb2 as common
@@ -20,17 +18,6 @@ ENVIRONMENTS = {
     "Testnet": tp.EXCHANGE_ENVIRONMENT_TESTNET,
     "Demo": tp.EXCHANGE_ENVIRONMENT_DEMO,
 }
-
-
-def qr_image(uri: str) -> bytes | None:
-    """A PNG of the provisioning URI, when a QR encoder is installed (segno); else None."""
-    try:
-        import segno
-    except ImportError:
-        return None
-    buffer = io.BytesIO()
-    segno.make(uri, error="m").save(buffer, kind="png", scale=6)
-    return buffer.getvalue()
 
 
 def keys_tab() -> None:
@@ -167,9 +154,11 @@ def totp_tab() -> None:
     enrol = st.session_state.get("totp_enrol")
     if enrol is None:
         return
-    image = qr_image(enrol.provisioning_uri)
-    if image:
-        st.image(image, caption="Scan with your authenticator app")
+    st.image(
+        widgets.qr_svg(enrol.provisioning_uri),
+        caption="Scan with your authenticator app",
+        width=widgets.QR_WIDTH,
+    )
     st.code(enrol.secret)
     st.caption("Or type this secret into your authenticator app.")
     code = st.text_input("Code from the app", key="totp_confirm_code", max_chars=6)
