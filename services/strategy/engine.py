@@ -296,7 +296,7 @@ class Engine:
             await self.publisher.publish(out)
             for sig in out:
                 self.metrics.signals.add(1, {"action": events_pb2.SignalAction.Name(sig.action)})
-        await asyncio.to_thread(self.journal.commit, group.id, start, out)
+        self.journal.commit_later(group.id, start, out)
 
     def _signals(self, bot: LiveBot, start: int, held: int, made: list[Decision]) -> list[events_pb2.Signal]:
         """One bot's decisions on one candle as signals: an opposite-signal exit and an entry on the same

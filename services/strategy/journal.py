@@ -4,9 +4,13 @@ restarted engine rebuilds exactly the state it had (see engine.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections import defaultdict
 from decimal import Decimal
 
+import sqlalchemy as sa
 from sqlalchemy import Engine, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Session, col, select
@@ -15,24 +19,72 @@ from tradebot.strategy.v1 import events_pb2
 from services.strategy import signals
 from services.strategy.models import BotRow, GroupCursorRow, PositionUpdateRow
 
+log = logging.getLogger("tradebot.strategy.journal")
+
 
 class Journal:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._pending: asyncio.Queue[tuple[str, int, list[events_pb2.Signal]]] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_forever(), name="journal")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop."""
+        await self._pending.join()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    def commit_later(self, group_id: str, candle_ms: int, published: list[events_pb2.Signal]) -> None:
+        """Queue a candle's published signals and the group's cursor for the writer.
+
+        Signals are durable once JetStream has them (they were published before this is called), so the
+        candle is acknowledged without waiting for PostgreSQL: a crash before the write leaves the cursor
+        behind, the restart evaluates those candles again and publishes the same ids (dropped by JetStream
+        as duplicates) and records them then. Writing off the candle path keeps one symbol's database round
+        trip out of every other symbol's latency.
+        """
+        self._pending.put_nowait((group_id, candle_ms, published))
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._pending.get()]
+            while not self._pending.empty():
+                batch.append(self._pending.get_nowait())
+            try:
+                await asyncio.to_thread(self._write, batch)
+            except Exception:
+                log.exception("journal write failed; retrying")
+                for item in batch:
+                    self._pending.put_nowait(item)
+                await asyncio.sleep(1.0)
+            finally:
+                for _ in batch:
+                    self._pending.task_done()
+
+    def _write(self, batch: list[tuple[str, int, list[events_pb2.Signal]]]) -> None:
+        cursors: dict[str, int] = {}
+        for group_id, candle_ms, _ in batch:
+            cursors[group_id] = max(candle_ms, cursors.get(group_id, candle_ms))
+        with Session(self.engine) as session, session.begin():
+            signals.record(session, [s for _, _, published in batch for s in published])
+            for group_id, candle_ms in cursors.items():
+                stmt = insert(GroupCursorRow).values(group_id=group_id, evaluated_ms=candle_ms)
+                session.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["group_id"],
+                        set_={"evaluated_ms": sa.func.greatest(GroupCursorRow.evaluated_ms, candle_ms)},
+                    )
+                )
 
     def cursor(self, group_id: str) -> int | None:
         with Session(self.engine) as session:
             row = session.get(GroupCursorRow, group_id)
             return row.evaluated_ms if row else None
-
-    def commit(self, group_id: str, candle_ms: int, published: list[events_pb2.Signal]) -> None:
-        """Record a candle's published signals and move the group's cursor to it, in one transaction."""
-        with Session(self.engine) as session, session.begin():
-            signals.record(session, published)
-            stmt = insert(GroupCursorRow).values(group_id=group_id, evaluated_ms=candle_ms)
-            session.execute(
-                stmt.on_conflict_do_update(index_elements=["group_id"], set_={"evaluated_ms": candle_ms})
-            )
 
     def position_updates(self, bot_ids: list[str]) -> dict[int, list[PositionUpdateRow]]:
         """Updates of these bots by the candle they followed, in the order they were recorded."""

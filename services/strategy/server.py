@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,19 +27,35 @@ from services.strategy.servicer import StrategyServicer
 from services.strategy.signals import BotRef, SignalPublisher, SignalStore
 from services.strategy.store import BotStore
 
+log = logging.getLogger("tradebot.strategy")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class Settings(ServiceSettings):
     strategy_db_schema: str = Field("strategy", description="PostgreSQL schema of this service's tables")
     marketdata_addr: str = Field("", description="host:port of the marketdata service")
-    candle_durable: str = Field("strategy-candles", description="Durable consumer name of md.candle.>")
-    position_durable: str = Field(
+    strategy_candle_durable: str = Field(
+        "strategy-candles", description="Durable consumer name of md.candle.>"
+    )
+    strategy_position_durable: str = Field(
         "strategy-positions", description="Durable consumer name of execution's position events"
     )
-    subscriber_id: str = Field(
+    strategy_subscriber_id: str = Field(
         "strategy-0", description="Caller id of this replica's subscription lease with marketdata"
     )
+
+
+def supervise(start: Callable[[], asyncio.Task[None]], stopping: asyncio.Event) -> None:
+    """Run a consumer and start it again if its loop ever ends with an error (a fetch can fail in ways
+    the shared loop does not retry); the durable consumer resumes where it stopped."""
+
+    def ended(task: asyncio.Task[None]) -> None:
+        if task.cancelled() or stopping.is_set():
+            return
+        log.error("consumer ended; restarting it", exc_info=task.exception())
+        supervise(start, stopping)
+
+    start().add_done_callback(ended)
 
 
 def live_bot(row: BotRow) -> LiveBot:
@@ -56,8 +74,10 @@ async def setup(runtime: ServiceRuntime) -> None:
     credentials = runtime.credentials
     market = MarketData(settings.marketdata_addr, credentials.metadata if credentials else None)
     store = BotStore(db)
-    subscriptions = Subscriptions(market, settings.subscriber_id)
-    engine = Engine(market, SignalPublisher(bus), Journal(db), subscriptions)
+    subscriptions = Subscriptions(market, settings.strategy_subscriber_id)
+    journal = Journal(db)
+    journal.start()
+    engine = Engine(market, SignalPublisher(bus), journal, subscriptions)
 
     async def refresh() -> None:
         rows = await asyncio.to_thread(store.active)
@@ -69,23 +89,36 @@ async def setup(runtime: ServiceRuntime) -> None:
     servicer = StrategyServicer(bots, SignalStore(db), Backtests(db, market))
     runtime.add_servicer(rpc.add_StrategyServiceServicer_to_server, servicer)
     await refresh()
-    bus.consume(
-        "MARKETDATA", settings.candle_durable, "md.candle.>", md_events.CandleClosed, engine.on_candle
+    stopping = asyncio.Event()
+    supervise(
+        lambda: bus.consume(
+            "MARKETDATA",
+            settings.strategy_candle_durable,
+            "md.candle.>",
+            md_events.CandleClosed,
+            engine.on_candle,
+        ),
+        stopping,
     )
-    bus.consume(
-        "EXECUTION",
-        settings.position_durable,
-        "exec.position.>",
-        exec_events.PositionEvent,
-        engine.on_position,
+    supervise(
+        lambda: bus.consume(
+            "EXECUTION",
+            settings.strategy_position_durable,
+            "exec.position.>",
+            exec_events.PositionEvent,
+            engine.on_position,
+        ),
+        stopping,
     )
     renewal = asyncio.create_task(subscriptions.run(30.0), name="subscriptions")
 
     async def stop() -> None:
+        stopping.set()
         renewal.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewal
         await engine.stop()
+        await journal.stop()
         await market.close()
         db.dispose()
 

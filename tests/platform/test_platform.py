@@ -13,6 +13,7 @@ from google.protobuf import descriptor_pb2, symbol_database
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from tradebot.execution.v1 import execution_service_pb2
+from tradebot.strategy.v1 import strategy_service_pb2
 from tradebot.tenants.v1 import tenants_service_pb2
 
 from services.devstack.platform import GRPC_SERVICES
@@ -46,6 +47,10 @@ IMPLEMENTED = {
     *(
         f"tradebot.execution.v1.ExecutionService/{method.name}"
         for method in execution_service_pb2.DESCRIPTOR.services_by_name["ExecutionService"].methods
+    ),
+    *(
+        f"tradebot.strategy.v1.StrategyService/{method.name}"
+        for method in strategy_service_pb2.DESCRIPTOR.services_by_name["StrategyService"].methods
     ),
 }
 UNDEFINED = {grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}

@@ -69,9 +69,9 @@ class StrategyProcess:
             **self.infra.env,
             "VAULT_TOKEN": self.infra.vault.service_tokens["strategy"],
             "STRATEGY_DB_SCHEMA": self.schema,
-            "CANDLE_DURABLE": f"candles-{self.schema}",
-            "POSITION_DURABLE": f"positions-{self.schema}",
-            "SUBSCRIBER_ID": f"strategy-{self.schema}",
+            "STRATEGY_CANDLE_DURABLE": f"candles-{self.schema}",
+            "STRATEGY_POSITION_DURABLE": f"positions-{self.schema}",
+            "STRATEGY_SUBSCRIBER_ID": f"strategy-{self.schema}",
             "GRPC_PORT": "0",
             "METRICS_PORT": "0",
             "READY_FILE": str(self.ready_file),
@@ -147,12 +147,12 @@ class Slice:
 
     async def reconnect(self) -> None:
         if self.channel is not None:
-            await self.channel.close()
+            await self.channel.close(None)
         self.channel = None
 
     async def stop(self) -> None:
         if self.channel is not None:
-            await self.channel.close()
+            await self.channel.close(None)
         await self.nc.drain()
         self.strategy.stop()
         self.marketdata.stop()

@@ -4,6 +4,7 @@ up with what was published, signals as they leave on NATS, and execution's posit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -101,7 +102,7 @@ async def caught_up(slice_: Slice, consumer: str, candle_start: int | None = Non
         return info.num_pending == 0 and info.num_ack_pending == 0
 
     try:
-        await eventually(drained, 30, f"{durable} caught up")
+        await eventually(drained, 60, f"{durable} caught up")
     except AssertionError:
         raise AssertionError(f"{durable} not caught up: {await js.consumer_info(stream, durable)}") from None
     await slice_.nc.flush()
@@ -168,3 +169,19 @@ async def instrument(slice_: Slice) -> Instrument:
         min_notional=Decimal(ins.min_notional),
         shorts_allowed=True,
     )
+
+
+async def listed_signals(slice_: Slice, bot_id: str, count: int) -> list[events_pb2.Signal]:
+    """ListSignals for one bot once it holds `count` signals (they are stored just after publishing)."""
+    found: list[events_pb2.Signal] = []
+
+    async def stored() -> bool:
+        reply = await slice_.stub().ListSignals(
+            pb.ListSignalsRequest(bot_id=bot_id, page_size=1000), metadata=slice_.token()
+        )
+        found[:] = reply.signals
+        return len(found) >= count
+
+    with contextlib.suppress(AssertionError):  # the caller's comparison says what is missing
+        await eventually(stored, 10, f"{count} signals of {bot_id} stored")
+    return found

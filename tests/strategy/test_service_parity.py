@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tradebot.common.v1 import common_pb2
 from tradebot.strategy.v1 import events_pb2
-from tradebot.strategy.v1 import strategy_service_pb2 as pb
 
 from services.strategy.backtest.engine import BacktestConfig, run_backtest
 from services.strategy.candles import load_csv
@@ -23,11 +23,19 @@ from services.strategy.registry import get_strategy
 from services.strategy.sizing import Instrument
 from tests.helpers.infra import Platform
 from tests.strategy.service_slice import Slice, start_slice
-from tests.strategy.signal_watch import SignalWatch, bot_params, caught_up, fill_event, instrument, start_bots
+from tests.strategy.signal_watch import (
+    SignalWatch,
+    bot_params,
+    caught_up,
+    fill_event,
+    instrument,
+    listed_signals,
+    start_bots,
+)
 
 STRATEGY = get_strategy("ppp_vishva")
 SLIPPAGE_BPS = 2.0
-BOTS = [
+BOTS: list[tuple[str, dict[str, Any]]] = [
     ("aggressive", {"ema_len": 30}),
     ("moderate", {"ema_len": 50, "ut_key": 1.0, "ha_confirm": False}),
     ("conservative", {"ema_len": 40, "allow_short": True, "ut_key": 1.5, "cooldown_bars": 2}),
@@ -48,16 +56,23 @@ def expected_signals(slice_: Slice, params: dict, last_bar: int, instrument: Ins
     config = BacktestConfig(instrument=instrument, slippage_bps=SLIPPAGE_BPS)
     res = run_backtest(STRATEGY, candles, params, config)
     entries = {tr["signal_bar"]: tr for tr in res.trades if tr["signal_bar"] <= last_bar}
-    out = []
+    out: list[tuple[int, str, str, float, float | None, float | None]] = []
     for tr in res.trades:
         if (
             tr["exit_reason"] == "opposite_signal"
             and tr["exit_bar"] <= last_bar
             and tr["exit_bar"] not in entries
         ):
-            side = "SIDE_SELL" if tr["side"] == "long" else "SIDE_BUY"
+            closing = "SIDE_SELL" if tr["side"] == "long" else "SIDE_BUY"
             out.append(
-                (tr["exit_bar"], "SIGNAL_ACTION_EXIT", side, float(candles.close[tr["exit_bar"]]), None, None)
+                (
+                    tr["exit_bar"],
+                    "SIGNAL_ACTION_EXIT",
+                    closing,
+                    float(candles.close[tr["exit_bar"]]),
+                    None,
+                    None,
+                )
             )
     for t, tr in entries.items():
         side = 1 if tr["side"] == "long" else -1
@@ -75,7 +90,6 @@ def expected_signals(slice_: Slice, params: dict, last_bar: int, instrument: Ins
 
 
 async def test_live_bots_emit_the_backtesters_signals(slice_: Slice) -> None:
-    stub = slice_.stub()
     bot_ids = await start_bots(slice_, BOTS)
     watch = await SignalWatch.start(slice_)
     candles = load_csv(slice_.data_file)
@@ -103,9 +117,7 @@ async def test_live_bots_emit_the_backtesters_signals(slice_: Slice) -> None:
         expected = expected_signals(slice_, bot_params(template, overrides), last_bar, ins)
         assert live == expected, f"bot {template} {overrides}"
         compared += len(expected)
-        listed = await stub.ListSignals(
-            pb.ListSignalsRequest(bot_id=bot_id, page_size=1000), metadata=slice_.token()
-        )
-        assert sorted(s.id for s in listed.signals) == sorted(s.id for s in watch.of(bot_id))
+        listed = await listed_signals(slice_, bot_id, len(expected))
+        assert sorted(s.id for s in listed) == sorted(s.id for s in watch.of(bot_id))
     print(f"compared {compared} signals")
     assert compared >= 10, f"only {compared} signals: the replay proves little"
