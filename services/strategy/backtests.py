@@ -11,7 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine
+from google.protobuf.duration_pb2 import Duration
+from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 from tradebot.common.v1 import common_pb2
 from tradebot.strategy.v1 import strategy_service_pb2 as pb
@@ -35,9 +36,7 @@ EXIT_REASONS = {
 }
 
 
-def _duration(seconds: float | None) -> Any:
-    from google.protobuf.duration_pb2 import Duration
-
+def _duration(seconds: float | None) -> Duration:
     d = Duration()
     d.FromMilliseconds(int((seconds or 0) * 1000))
     return d
@@ -232,8 +231,6 @@ class Backtests:
         if status:
             query = query.where(BacktestRow.status == status)
         if after is not None:
-            from sqlalchemy import text
-
             query = query.where(
                 text("(create_time, id) < (cast(:t as timestamptz), :i)").bindparams(t=after[0], i=after[1])
             )
