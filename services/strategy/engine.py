@@ -163,8 +163,11 @@ class Engine:
                 group.bots = members
                 group.bank = None
                 self._schedule_build(group)
-            else:
-                group.bots = members  # status changes apply from the next candle
+            else:  # status changes apply from the next candle; first trading candles stay as fixed
+                starts = {b.ref.id: b.active_from_ms for b in group.bots}
+                group.bots = [
+                    b if b.active_from_ms is not None else _active(b, starts[b.ref.id]) for b in members
+                ]
         self.subscriptions.wanted = sorted({g.stream for g in self.groups.values()}, key=str)
 
     def _schedule_build(self, group: Group) -> None:
@@ -220,13 +223,15 @@ class Engine:
                 first_live = int(history.start_ms[-1]) + step if len(history) else (newest or -step) + step
                 await asyncio.to_thread(self.journal.set_active_from, fresh, first_live)
                 bots = [b if b.active_from_ms is not None else _active(b, first_live) for b in bots]
-                group.bots = bots
             bank = BotBank(strategy, [b.params for b in bots], instrument, [b.capital for b in bots])
             cursor = await asyncio.to_thread(self.journal.cursor, group.id)
             updates = await asyncio.to_thread(self.journal.position_updates, [b.ref.id for b in bots])
             group.bank, group.last_ms = bank, None
+            group.bots = bots  # with their first trading candles, which the replay reads
             try:
                 for t in range(len(history)):
+                    if group.bank is not bank:
+                        return  # the bots changed meanwhile (set_bots); the rebuild it queued takes over
                     start = int(history.start_ms[t])
                     candle = (history.open[t], history.high[t], history.low[t], history.close[t])
                     await self._evaluate(group, start, candle, emit=cursor is None or start > cursor)
@@ -235,6 +240,9 @@ class Engine:
             except BaseException:
                 group.bank = None  # half a replay is no state: the next attempt starts over
                 raise
+            # Statuses may have changed meanwhile (same bots, so the bank stands); keep the newer ones.
+            starts = {b.ref.id: b.active_from_ms for b in bots}
+            group.bots = [_active(b, starts[b.ref.id]) for b in group.bots]
             log.info("group warmed up", extra={"group": group.id, "bots": len(bots), "bars": len(history)})
 
     # candles -------------------------------------------------------------------------------------
@@ -361,7 +369,7 @@ class Engine:
             )
 
 
-def _active(bot: LiveBot, start_ms: int) -> LiveBot:
+def _active(bot: LiveBot, start_ms: int | None) -> LiveBot:
     return LiveBot(bot.ref, bot.params, bot.capital, bot.status, start_ms)
 
 

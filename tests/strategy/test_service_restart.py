@@ -41,7 +41,7 @@ BOTS: list[tuple[str, dict[str, Any]]] = [
     ("conservative", {"ema_len": 40, "allow_short": True, "ut_key": 1.5, "cooldown_bars": 2}),
     ("aggressive", {"ema_len": 20, "ut_key": 0.7, "stoch_oversold": 30, "stoch_overbought": 70}),
 ]
-BEFORE, BURST, DOWN, AFTER = 130, 6, 12, 130  # candles: stepped, in flight at the kill, while down, after
+BEFORE, BURST, DOWN, AFTER = 130, 8, 30, 120  # candles: stepped, in flight at the kill, while down, after
 
 
 @pytest.fixture
