@@ -20,7 +20,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from nats.aio.msg import Msg
@@ -74,21 +75,30 @@ class LiveBot:
         return (self.ref.id, tuple(sorted(self.params.items())), self.capital)
 
 
-@dataclass
 class Group:
-    id: str
-    strategy_id: str
-    stream: StreamKey
-    bots: list[LiveBot] = field(default_factory=list)
-    bank: BotBank | None = None
-    last_ms: int | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """The bots of one (strategy, stream) and the bank that evaluates them; bank row i is bots[i]."""
+
+    def __init__(self, gid: str, strategy_id: str, stream: StreamKey) -> None:
+        self.id = gid
+        self.strategy_id = strategy_id
+        self.stream = stream
+        self.bank: BotBank | None = None
+        self.last_ms: int | None = None
+        self.lock = asyncio.Lock()
+        self._bots: list[LiveBot] = []
+        self._rows: dict[str, int] = {}
+
+    @property
+    def bots(self) -> list[LiveBot]:
+        return self._bots
+
+    @bots.setter
+    def bots(self, bots: list[LiveBot]) -> None:
+        self._bots = bots
+        self._rows = {b.ref.id: i for i, b in enumerate(bots)}
 
     def index(self, bot_id: str) -> int | None:
-        for i, bot in enumerate(self.bots):
-            if bot.ref.id == bot_id:
-                return i
-        return None
+        return self._rows.get(bot_id)
 
 
 class Subscriptions:
@@ -136,6 +146,8 @@ class Engine:
         self.journal = journal
         self.subscriptions = subscriptions
         self.groups: dict[str, Group] = {}
+        self._by_stream: dict[StreamKey, list[Group]] = {}
+        self._by_bot: dict[str, Group] = {}
         self.metrics = EngineMetrics(self.bots_running)
         self._builds: dict[str, asyncio.Task[None]] = {}
 
@@ -169,6 +181,10 @@ class Engine:
                     b if b.active_from_ms is not None else _active(b, starts[b.ref.id]) for b in members
                 ]
         self.subscriptions.wanted = sorted({g.stream for g in self.groups.values()}, key=str)
+        self._by_stream = {}
+        for group in self.groups.values():
+            self._by_stream.setdefault(group.stream, []).append(group)
+        self._by_bot = {bot.ref.id: group for group in self.groups.values() for bot in group.bots}
 
     def _schedule_build(self, group: Group) -> None:
         self._cancel_build(group.id)
@@ -246,38 +262,51 @@ class Engine:
             log.info("group warmed up", extra={"group": group.id, "bots": len(bots), "bars": len(history)})
 
     # candles -------------------------------------------------------------------------------------
-    async def on_candle(self, event: md_events.CandleClosed, _: Msg | None = None) -> None:
+    async def on_candle(
+        self, event: md_events.CandleClosed, _: Msg | None = None
+    ) -> Awaitable[object] | None:
+        """Evaluate a closed candle for every group on its stream. Returns the publication of the signals
+        it gave (the feed acknowledges the candle once JetStream has them), or None when there are none."""
         received = time.perf_counter()
         c = event.candle
         if not c.confirmed:
-            return
+            return None
         stream = StreamKey(CATEGORIES.get(c.category, ""), c.symbol, INTERVALS.get(c.interval, ""))
         start = c.start.ToMilliseconds()
         values = (float(c.open), float(c.high), float(c.low), float(c.close))
-        for group in [g for g in self.groups.values() if g.stream == stream]:
+        sending: list[asyncio.Future[int]] = []
+        for group in self._by_stream.get(stream, []):
             async with group.lock:
                 if group.bank is None:
                     await self._build(group)  # raising naks the candle: it comes again
-                await self._catch_up(group, start)
+                sending += await self._catch_up(group, start)
                 if group.last_ms is not None and start <= group.last_ms:
                     continue  # replayed during the build already
                 with tracer.start_as_current_span("evaluate candle", attributes={"group": group.id}):
-                    await self._evaluate(group, start, values, emit=True)
+                    sent = await self._evaluate(group, start, values, emit=True)
+                if sent is not None:
+                    sending.append(sent)
             self.metrics.evaluation.record(time.perf_counter() - received, {"group": group.id})
+        return asyncio.gather(*sending) if sending else None
 
-    async def _catch_up(self, group: Group, start: int) -> None:
+    async def _catch_up(self, group: Group, start: int) -> list[asyncio.Future[int]]:
         """Candles missed between the last one evaluated and `start` (a gap in delivery), evaluated first."""
         step = interval_ms(group.stream.interval)
         if group.last_ms is None or start <= group.last_ms + step:
-            return
+            return []
         missing = await self.market.candles(group.stream, group.last_ms + step, start)
+        sending = []
         for t in range(len(missing)):
             candle = (missing.open[t], missing.high[t], missing.low[t], missing.close[t])
-            await self._evaluate(group, int(missing.start_ms[t]), candle, emit=True)
+            sent = await self._evaluate(group, int(missing.start_ms[t]), candle, emit=True)
+            if sent is not None:
+                sending.append(sent)
+        return sending
 
     async def _evaluate(
         self, group: Group, start: int, candle: tuple[float, float, float, float], *, emit: bool
-    ) -> None:
+    ) -> asyncio.Future[int] | None:
+        """Step the group's bank by one candle; returns the publication of its signals, if any."""
         bank = group.bank
         assert bank is not None
         held = bank.side.copy()
@@ -299,11 +328,30 @@ class Engine:
                 continue
             out.extend(self._signals(bot, start, int(held[i]), made))
         if not emit or not (out or withheld):
+            return None
+        if not out:
+            self.journal.commit_later(group.id, start, out)
+            return None
+        # The publish requests go on the wire now, in candle order (tasks start in creation order), and
+        # the next candle is evaluated while JetStream acknowledges them: waiting here would put every
+        # symbol's acknowledgement round trip in front of the next symbol's signals. Only acknowledged
+        # signals move the cursor, so a crash before then replays and republishes the same ids.
+        sending = asyncio.ensure_future(self.publisher.publish(out))
+        sending.add_done_callback(lambda done: self._published(done, group, start, out))
+        return sending
+
+    def _published(
+        self, done: asyncio.Future[int], group: Group, start: int, out: list[events_pb2.Signal]
+    ) -> None:
+        if done.cancelled() or done.exception() is not None:
+            # Not known to be on JetStream: rebuild the group, whose replay publishes everything after
+            # its cursor again (the same ids, so whatever did arrive is dropped as a duplicate).
+            log.error("signals not published; group will replay", extra={"group": group.id, "candle": start})
+            group.bank = None
+            self._schedule_build(group)
             return
-        if out:
-            await self.publisher.publish(out)
-            for sig in out:
-                self.metrics.signals.add(1, {"action": events_pb2.SignalAction.Name(sig.action)})
+        for sig in out:
+            self.metrics.signals.add(1, {"action": events_pb2.SignalAction.Name(sig.action)})
         self.journal.commit_later(group.id, start, out)
 
     def _signals(self, bot: LiveBot, start: int, held: int, made: list[Decision]) -> list[events_pb2.Signal]:
@@ -342,7 +390,7 @@ class Engine:
         """Execution's view of a bot's position: an entry's real fill places the stop and target from it;
         a position closed on the exchange (stop, target, by hand) makes the bot flat."""
         pos = event.position
-        group = next((g for g in self.groups.values() if g.index(pos.bot_id) is not None), None)
+        group = self._by_bot.get(pos.bot_id)
         if not pos.bot_id or group is None:
             return  # not a bot we evaluate (stopped, another service's, external)
         async with group.lock:

@@ -20,6 +20,7 @@ from services.common.settings import ServiceSettings, SettingsError
 from services.strategy.backtests import Backtests
 from services.strategy.bots import Bots
 from services.strategy.engine import Engine, LiveBot, Subscriptions
+from services.strategy.feed import PushedFeed
 from services.strategy.journal import Journal
 from services.strategy.market import MarketData
 from services.strategy.models import BotRow
@@ -90,15 +91,13 @@ async def setup(runtime: ServiceRuntime) -> None:
     runtime.add_servicer(rpc.add_StrategyServiceServicer_to_server, servicer)
     await refresh()
     stopping = asyncio.Event()
-    supervise(
-        lambda: bus.consume(
-            "MARKETDATA",
-            settings.strategy_candle_durable,
-            "md.candle.>",
-            md_events.CandleClosed,
-            engine.on_candle,
-        ),
-        stopping,
+    feed = PushedFeed(bus)
+    await feed.start(
+        "MARKETDATA",
+        settings.strategy_candle_durable,
+        "md.candle.>",
+        md_events.CandleClosed,
+        engine.on_candle,
     )
     supervise(
         lambda: bus.consume(
@@ -114,6 +113,7 @@ async def setup(runtime: ServiceRuntime) -> None:
 
     async def stop() -> None:
         stopping.set()
+        await feed.stop()
         renewal.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewal
