@@ -32,5 +32,8 @@ os.execv(
         "false",
         "--global.developmentMode",
         "false",
+        # Clients get no developer menu and no "Deploy" button.
+        "--client.toolbarMode",
+        "minimal",
     ],
 )

@@ -28,7 +28,9 @@ MOBILE_CSS = """
 <style>
 @media (max-width: 640px) {
   .block-container { padding: 0.75rem 0.6rem 3rem 0.6rem !important; }
-  .stButton > button { width: 100%; min-height: 2.75rem; }
+  [data-testid="stButton"] button, [data-testid="stFormSubmitButton"] button {
+    width: 100%; min-height: 2.75rem;
+  }
   [data-testid="stMetricValue"] { font-size: 1.3rem; }
 }
 .st-key-stop_all button { background: #c62828; color: white; font-weight: 700; }

@@ -75,7 +75,7 @@ def live_part() -> None:
     st.subheader("Bots")
     bots = data.get("bots")
     if bots is not None and not bots.bots:
-        st.caption("No bots yet: create one on the Bots page.")
+        st.caption(f"No {(mode_name or 'Paper').lower()} bots yet: create one on the Bots page.")
     elif bots is not None:
         rows = []
         for bot in bots.bots:
