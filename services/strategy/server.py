@@ -53,8 +53,14 @@ def supervise(start: Callable[[], asyncio.Task[None]], stopping: asyncio.Event) 
     def ended(task: asyncio.Task[None]) -> None:
         if task.cancelled() or stopping.is_set():
             return
-        log.error("consumer ended; restarting it", exc_info=task.exception())
-        supervise(start, stopping)
+        log.warning("consumer ended; restarting it", exc_info=task.exception())
+
+        def again() -> None:
+            if not stopping.is_set():
+                supervise(start, stopping)
+
+        # After a pause, so a consumer that cannot start (NATS away) does not spin.
+        asyncio.get_running_loop().call_later(1.0, again)
 
     start().add_done_callback(ended)
 
