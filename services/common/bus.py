@@ -132,7 +132,7 @@ class Bus:
             while True:
                 try:
                     messages = await sub.fetch(batch, timeout=1.0)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either when idle
                     continue
                 for raw in messages:
                     await self._handle(raw, message_type, handler, retry_delay_seconds)
