@@ -66,3 +66,22 @@ async def test_a_failing_handler_gets_the_message_again_and_trace_context_crosse
     assert [value for value, _ in seen] == ["entry", "entry"]
     assert all(trace_id == publisher_trace for _, trace_id in seen)
     await bus.drain()
+
+
+async def test_a_consumer_keeps_consuming_after_an_idle_spell(infra: Infra) -> None:
+    bus = await connect(infra)
+    subject = f"exec.position.tenant-{uuid.uuid4().hex}"
+    seen: list[str] = []
+    arrived = asyncio.Event()
+
+    async def handler(message: StringValue, raw: Msg) -> None:
+        seen.append(message.value)
+        arrived.set()
+
+    task = bus.consume("EXECUTION", f"idle-{uuid.uuid4().hex[:8]}", subject, StringValue, handler)
+    await asyncio.sleep(2.5)  # several empty fetches time out meanwhile
+    assert not task.done(), "the consumer loop ended while idle"
+    await bus.publish(subject, StringValue(value="late"), msg_id=subject)
+    await asyncio.wait_for(arrived.wait(), 10)
+    assert seen == ["late"]
+    await bus.drain()
