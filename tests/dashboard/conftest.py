@@ -126,8 +126,18 @@ def dash(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sli
         "INVITE_OUTBOX": str(outbox),
     }
     services["marketdata"].extra_env = {"MARKETDATA_DB_SCHEMA": f"marketdata_d{suffix}"}
-    services["execution"].extra_env = {"EXECUTION_DB_SCHEMA": f"execution_d{suffix}"}
-    services["strategy"].extra_env = {"STRATEGY_DB_SCHEMA": f"strategy_d{suffix}"}
+    # ... and their own JetStream consumers, so a second platform on the same NATS neither steals this
+    # slice's candles and signals nor is refused a consumer that is already bound.
+    services["execution"].extra_env = {
+        "EXECUTION_DB_SCHEMA": f"execution_d{suffix}",
+        "EXECUTION_SIGNAL_DURABLE": f"execution-d{suffix}",
+    }
+    services["strategy"].extra_env = {
+        "STRATEGY_DB_SCHEMA": f"strategy_d{suffix}",
+        "STRATEGY_CANDLE_DURABLE": f"candles-d{suffix}",
+        "STRATEGY_POSITION_DURABLE": f"positions-d{suffix}",
+        "STRATEGY_SUBSCRIBER_ID": f"strategy-d{suffix}",
+    }
     for service in services.values():
         service.start()
     try:
