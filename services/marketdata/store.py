@@ -143,6 +143,9 @@ class Store:
             for k in keys
         ]
         with self.engine.begin() as conn:
+            # Two calls of one caller at once would both delete, then both insert: one lease
+            # replacement per caller at a time (the lock ends with the transaction).
+            conn.execute(sa.text("select pg_advisory_xact_lock(hashtext(:caller))"), {"caller": caller})
             conn.execute(sa.delete(LEASE).where(LEASE.c.caller_id == caller))
             if rows:
                 conn.execute(insert(LEASE), rows)
