@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 
 from services.common.errors import TradebotError
-from services.marketdata.domain import Candle, StreamKey, next_start
+from services.common.market import next_start
+from services.marketdata.domain import Candle, StreamKey
 from services.marketdata.exchange import BybitMarket
 from services.marketdata.history import Backfill, HistoryWriter
 from services.marketdata.metrics import FeedMetrics

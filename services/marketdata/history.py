@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 
-from services.marketdata.domain import Candle, StreamKey, interval_ms
+from services.common.market import interval_ms
+from services.marketdata.domain import Candle, StreamKey
 from services.marketdata.exchange import BybitMarket
 from services.marketdata.metrics import FeedMetrics
 from services.marketdata.store import Store

@@ -15,7 +15,7 @@ from typing import Any
 from tradebot.common.v1 import common_pb2
 
 from services.common.errors import InvalidArgument, TradebotError, Unavailable
-from services.marketdata.domain import CATEGORY_ENUMS
+from services.common.market import CATEGORY_ENUMS
 from services.marketdata.exchange import BybitMarket
 
 log = logging.getLogger("tradebot.marketdata.instruments")

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from services.marketdata.domain import interval_ms
+from services.common.market import interval_ms
 from services.marketdata.feed import MarketFeed
 from services.marketdata.gaps import StreamSequencer
 from services.marketdata.metrics import FeedMetrics

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.marketdata.domain import Candle, StreamKey, interval_ms, next_start
+from services.common.market import interval_ms, next_start
+from services.marketdata.domain import Candle, StreamKey
 from services.marketdata.exchange import BybitMarket
 from services.marketdata.store import Store
 

@@ -28,8 +28,9 @@ from services.common.auth import require_reader, require_service
 from services.common.bus import Bus
 from services.common.context import current_principal
 from services.common.errors import InvalidArgument, NotFound, Unavailable
+from services.common.market import category_name, interval_ms
 from services.marketdata.demand import DEFAULT_TTL, MAX_TTL, MIN_TTL, Demand
-from services.marketdata.domain import Candle, StreamKey, category_name, interval_ms, timestamp
+from services.marketdata.domain import Candle, StreamKey, timestamp
 from services.marketdata.exchange import BybitMarket
 from services.marketdata.gaps import State
 from services.marketdata.instruments import InstrumentCatalog

@@ -13,7 +13,8 @@ from typing import Any
 
 from tradebot.marketdata.v1 import events_pb2
 
-from services.marketdata.domain import CATEGORY_ENUMS, timestamp
+from services.common.market import CATEGORY_ENUMS
+from services.marketdata.domain import timestamp
 from services.marketdata.publisher import CandlePublisher
 
 log = logging.getLogger("tradebot.marketdata.tickers")

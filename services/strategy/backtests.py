@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from tradebot.common.v1 import common_pb2
 from tradebot.strategy.v1 import strategy_service_pb2 as pb
 
+from services.common import market
 from services.common.context import Principal
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from services.strategy import convert
@@ -108,8 +109,8 @@ class Backtests:
         strategy = strategy_of(config.strategy_id, "config.strategy_id")
         overrides = convert.parameter_overrides(strategy, config.parameters, "config.parameters")
         params = strategy.resolve(config.template or None, overrides)
-        category = convert.category_name(config.category, "config.category")
-        interval = convert.interval_name(config.interval, "config.interval")
+        category = market.category_name(config.category, "config.category")
+        interval = market.interval_name(config.interval, "config.interval")
         window = config.time_range
         if not (window.HasField("start") and window.HasField("end")):
             raise InvalidArgument("both start and end are required", field="config.time_range")
@@ -146,7 +147,7 @@ class Backtests:
         await asyncio.to_thread(self._save, row)
         self._running[who.tenant_id] = self._running.get(who.tenant_id, 0) + 1
         try:
-            step = convert.interval_ms(interval)
+            step = market.interval_ms(interval)
             warm = strategy.warmup_bars(params) * step
             history = await self.market.candles(
                 StreamKey(category, config.symbol, interval), start_ms - warm, end_ms

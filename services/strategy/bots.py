@@ -16,6 +16,7 @@ from typing import Any
 from tradebot.strategy.v1 import events_pb2
 from tradebot.strategy.v1 import strategy_service_pb2 as pb
 
+from services.common import market
 from services.common.bus import Bus
 from services.common.context import Principal
 from services.common.errors import FailedPrecondition, InvalidArgument
@@ -53,9 +54,9 @@ def to_proto(row: BotRow) -> events_pb2.Bot:
         strategy_id=row.strategy_id,
         strategy_version=row.strategy_version,
         template=row.template,
-        category=convert.CATEGORY_ENUMS[row.category],
+        category=market.CATEGORY_ENUMS[row.category],
         symbol=row.symbol,
-        interval=convert.INTERVAL_ENUMS[row.interval],
+        interval=market.INTERVAL_ENUMS[row.interval],
         mode=convert.MODE_ENUMS[row.mode],
         capital_allocation=convert.decimal_text(Decimal(row.capital_allocation)),
         status=convert.STATUS_ENUMS[row.status],
@@ -97,8 +98,8 @@ class Bots:
         strategy = strategy_of(request.strategy_id)
         overrides = convert.parameter_overrides(strategy, request.parameters)
         params = await self._resolve(strategy, request.template, overrides)
-        category = convert.category_name(request.category)
-        interval = convert.interval_name(request.interval)
+        category = market.category_name(request.category)
+        interval = market.interval_name(request.interval)
         mode = convert.mode_name(request.mode)
         capital = convert.positive_decimal(request.capital_allocation, "capital_allocation")
         name = check_name(request.name)
@@ -164,9 +165,9 @@ class Bots:
                     new.capital_allocation, "bot.capital_allocation"
                 )
             elif path == "category":
-                row.category = convert.category_name(new.category, "bot.category")
+                row.category = market.category_name(new.category, "bot.category")
             elif path == "interval":
-                row.interval = convert.interval_name(new.interval, "bot.interval")
+                row.interval = market.interval_name(new.interval, "bot.interval")
             elif path == "mode":
                 row.mode = convert.mode_name(new.mode, "bot.mode")
             elif path == "symbol":

@@ -15,24 +15,6 @@ from tradebot.strategy.v1 import events_pb2
 from services.common.errors import InvalidArgument
 from services.strategy.strategies.base import Strategy
 
-CATEGORIES = {common_pb2.CATEGORY_SPOT: "spot", common_pb2.CATEGORY_LINEAR: "linear"}
-CATEGORY_ENUMS = {name: enum for enum, name in CATEGORIES.items()}
-INTERVALS = {
-    common_pb2.INTERVAL_1_MINUTE: "1",
-    common_pb2.INTERVAL_3_MINUTES: "3",
-    common_pb2.INTERVAL_5_MINUTES: "5",
-    common_pb2.INTERVAL_15_MINUTES: "15",
-    common_pb2.INTERVAL_30_MINUTES: "30",
-    common_pb2.INTERVAL_1_HOUR: "60",
-    common_pb2.INTERVAL_2_HOURS: "120",
-    common_pb2.INTERVAL_4_HOURS: "240",
-    common_pb2.INTERVAL_6_HOURS: "360",
-    common_pb2.INTERVAL_12_HOURS: "720",
-    common_pb2.INTERVAL_1_DAY: "D",
-    common_pb2.INTERVAL_1_WEEK: "W",
-    common_pb2.INTERVAL_1_MONTH: "M",
-}
-INTERVAL_ENUMS = {name: enum for enum, name in INTERVALS.items()}
 MODES = {common_pb2.TRADING_MODE_PAPER: "paper", common_pb2.TRADING_MODE_LIVE: "live"}
 MODE_ENUMS = {name: enum for enum, name in MODES.items()}
 STATUSES = {
@@ -42,31 +24,12 @@ STATUSES = {
     events_pb2.BOT_STATUS_STOPPED: "stopped",
 }
 STATUS_ENUMS = {name: enum for enum, name in STATUSES.items()}
-MINUTE_MS = 60_000
-
-
-def category_name(value: int, field: str = "category") -> str:
-    if value not in CATEGORIES:
-        raise InvalidArgument("must be CATEGORY_SPOT or CATEGORY_LINEAR", field=field)
-    return CATEGORIES[value]
-
-
-def interval_name(value: int, field: str = "interval") -> str:
-    if value not in INTERVALS:
-        raise InvalidArgument("must be one of the Interval values (not INTERVAL_UNSPECIFIED)", field=field)
-    return INTERVALS[value]
 
 
 def mode_name(value: int, field: str = "mode") -> str:
     if value not in MODES:
         raise InvalidArgument("must be TRADING_MODE_PAPER or TRADING_MODE_LIVE", field=field)
     return MODES[value]
-
-
-def interval_ms(interval: str) -> int:
-    """Length of a bar. Calendar months count as 31 days: only used to size look-back windows."""
-    fixed = {"D": 1440, "W": 7 * 1440, "M": 31 * 1440}
-    return (fixed[interval] if interval in fixed else int(interval)) * MINUTE_MS
 
 
 def positive_decimal(text: str, field: str) -> Decimal:

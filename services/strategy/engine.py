@@ -32,8 +32,8 @@ from tradebot.strategy.v1 import events_pb2
 
 from services.common import telemetry
 from services.common.errors import Unavailable
+from services.common.market import CATEGORIES, INTERVALS, interval_ms
 from services.strategy import signals
-from services.strategy.convert import CATEGORIES, INTERVALS, interval_ms
 from services.strategy.journal import Journal
 from services.strategy.live.bank import BotBank, Decision
 from services.strategy.market import MarketData, StreamKey

@@ -15,8 +15,8 @@ from tradebot.marketdata.v1 import marketdata_service_pb2 as md
 from tradebot.marketdata.v1 import marketdata_service_pb2_grpc as md_rpc
 
 from services.common.errors import InvalidArgument, Unavailable
+from services.common.market import CATEGORY_ENUMS, INTERVAL_ENUMS
 from services.strategy.candles import Candles
-from services.strategy.convert import CATEGORY_ENUMS, INTERVAL_ENUMS
 from services.strategy.sizing import Instrument
 
 Metadata = Callable[[], Awaitable[tuple[tuple[str, str], ...]]]

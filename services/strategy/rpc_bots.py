@@ -8,9 +8,10 @@ from typing import Any
 from tradebot.common.v1 import common_pb2
 from tradebot.strategy.v1 import strategy_service_pb2 as pb
 
+from services.common import paging
 from services.common.auth import require_role
 from services.common.context import Principal, Role, current_principal
-from services.strategy import convert, paging
+from services.strategy import convert
 from services.strategy.bots import STRATEGY_VERSION, Bots, to_proto
 from services.strategy.registry import STRATEGIES
 from services.strategy.strategies.base import Param, Strategy
@@ -86,17 +87,17 @@ class BotRpcs:
 
     async def ListBots(self, request: pb.ListBotsRequest, context: Any) -> pb.ListBotsResponse:
         who = reader()
-        size = paging.page_size(request.page_size, 50, 200)
+        size = paging.page_size(request.page_size, default=50, maximum=200)
         rows = await asyncio.to_thread(
             self.bots.store.page,
             who.tenant_id,
             status=convert.STATUSES.get(request.status, ""),
             mode=convert.MODES.get(request.mode, ""),
             symbol=request.symbol,
-            after=paging.read_token(request.page_token) or "",
+            after=paging.page_position(request) or "",
             size=size + 1,
         )
-        token = paging.make_token(rows[size - 1].name) if len(rows) > size else ""
+        token = paging.next_page_token(request, rows[size - 1].name) if len(rows) > size else ""
         return pb.ListBotsResponse(bots=[to_proto(r) for r in rows[:size]], next_page_token=token)
 
     async def StartBot(self, request: pb.StartBotRequest, context: Any) -> pb.StartBotResponse:

@@ -8,7 +8,7 @@ from typing import Any
 
 from tradebot.strategy.v1 import strategy_service_pb2 as pb
 
-from services.strategy import paging
+from services.common import paging
 from services.strategy.backtests import Backtests
 from services.strategy.rpc_bots import controller, reader
 from services.strategy.signals import SignalStore
@@ -20,9 +20,9 @@ class ResultRpcs:
 
     async def ListSignals(self, request: pb.ListSignalsRequest, context: Any) -> pb.ListSignalsResponse:
         who = reader()
-        size = paging.page_size(request.page_size, 100, 1000)
+        size = paging.page_size(request.page_size, default=100, maximum=1000)
         window = request.time_range
-        after = paging.read_token(request.page_token)
+        after = paging.page_position(request)
         found = await asyncio.to_thread(
             self.signal_store.page,
             who.tenant_id,
@@ -36,7 +36,7 @@ class ResultRpcs:
         token = ""
         if len(found) > size:
             last = found[size - 1]
-            token = paging.make_token([last.candle_start.ToMilliseconds(), last.id])
+            token = paging.next_page_token(request, [last.candle_start.ToMilliseconds(), last.id])
         return pb.ListSignalsResponse(signals=found[:size], next_page_token=token)
 
     async def RunBacktest(
@@ -56,8 +56,8 @@ class ResultRpcs:
 
     async def ListBacktests(self, request: pb.ListBacktestsRequest, context: Any) -> pb.ListBacktestsResponse:
         who = reader()
-        size = paging.page_size(request.page_size, 50, 200)
-        after = paging.read_token(request.page_token)
+        size = paging.page_size(request.page_size, default=50, maximum=200)
+        after = paging.page_position(request)
         found = await asyncio.to_thread(
             self.backtests.page,
             who.tenant_id,
@@ -70,5 +70,5 @@ class ResultRpcs:
         token = ""
         if len(found) > size:
             last = found[size - 1]
-            token = paging.make_token([last.create_time.ToJsonString(), last.id])
+            token = paging.next_page_token(request, [last.create_time.ToJsonString(), last.id])
         return pb.ListBacktestsResponse(backtests=found[:size], next_page_token=token)

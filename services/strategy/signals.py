@@ -23,7 +23,8 @@ from tradebot.common.v1 import common_pb2
 from tradebot.strategy.v1 import events_pb2
 
 from services.common.bus import Bus
-from services.strategy.convert import CATEGORY_ENUMS, INTERVAL_ENUMS, MODE_ENUMS, price_text, timestamp
+from services.common.market import CATEGORY_ENUMS, INTERVAL_ENUMS
+from services.strategy.convert import MODE_ENUMS, price_text, timestamp
 from services.strategy.models import SignalRow
 
 ACTION_NAMES = {
