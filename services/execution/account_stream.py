@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +33,8 @@ APPLY = {
     "wallet": account_book.apply_wallet,
 }
 Publish = Callable[[Changes], Awaitable[None]]
+RETRIES = 10  # pybit's reconnect attempts after a drop (0 would block its constructor forever when down)
+OPEN_TIMEOUT_SECONDS = 30.0
 Message = tuple[str, str, list[dict[str, Any]]]  # tenant, topic, rows
 
 
@@ -53,27 +56,57 @@ class AccountStream:
         if topic in TOPICS and isinstance(rows, list):
             self._deliver((self.tenant_id, topic, rows))
 
-    def _open(self) -> None:
+    def _open(self) -> Any:
         ws = self.venue.websocket(
             "private",
             self.key.api_key,
             self.key.api_secret,
             restart_on_error=True,
-            retries=0,
+            retries=RETRIES,
             ping_interval=20,
         )
         for topic in TOPICS:
             getattr(ws, f"{topic}_stream")(self._callback)
-        self._ws = ws
+        return ws
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._open)  # pybit connects and authenticates in its constructor
+        # pybit connects, authenticates and waits for its subscriptions inside these calls; a daemon
+        # thread, so an exchange that never answers cannot hold up the process's shutdown.
+        self._ws = await asyncio.wait_for(_in_daemon_thread(self._open), OPEN_TIMEOUT_SECONDS)
 
     async def stop(self) -> None:
         if self._ws is not None:
             ws, self._ws = self._ws, None
+            ws.handle_error = False  # pybit would otherwise reconnect on the error a close may raise
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(ws.exit)
+                await asyncio.wait_for(_in_daemon_thread(ws.exit), 5.0)
+
+
+def _in_daemon_thread(fn: Callable[[], Any]) -> asyncio.Future[Any]:
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = fn()
+        except BaseException as error:  # handed to the awaiting task, whatever it is
+            loop.call_soon_threadsafe(_settle, future, None, error)
+        else:
+            loop.call_soon_threadsafe(_settle, future, result, None)
+
+    threading.Thread(target=run, daemon=True, name="bybit-private-ws").start()
+    return future
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller gave up waiting: close what was opened too late
+        if hasattr(result, "exit"):
+            threading.Thread(target=result.exit, daemon=True).start()
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class StreamWorkers:

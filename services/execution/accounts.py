@@ -65,6 +65,10 @@ class Accounts:
     def _state(self, tenant_id: str) -> TenantAccount:
         return self.tenants.setdefault(tenant_id, TenantAccount())
 
+    def is_ready(self, tenant_id: str) -> bool:
+        state = self.tenants.get(tenant_id)
+        return state is not None and state.reconciled
+
     async def client(self, tenant_id: str) -> AccountClient | None:
         """The tenant's session with its current key, or None without credentials."""
         key = await self.credentials.get(tenant_id)
@@ -80,8 +84,10 @@ class Accounts:
         return state.client
 
     async def ensure_ready(self, tenant_id: str) -> AccountClient | None:
-        """Credentials present, account reconciled, stream running: the conditions for an order.
-        Raises ExchangeError when reconciliation cannot reach the exchange."""
+        """Credentials present and account reconciled: the conditions for an order. The private stream
+        is opened alongside (orders do not wait for it); once it is up, one more reconciliation
+        covers whatever happened before it was. Raises ExchangeError when reconciliation cannot
+        reach the exchange."""
         client = await self.client(tenant_id)
         if client is None:
             return None
@@ -91,11 +97,24 @@ class Accounts:
         async with state.ready:
             if not state.reconciled:
                 await self._mark_active(tenant_id, True)
+                if state.key is not None and state.stream is None and self.streams_enabled:
+                    self._background_task(self._open_stream(tenant_id, state.key), f"stream:{tenant_id}")
                 await self.reconcile(tenant_id, client)
-                if state.key is not None and state.stream is None:
-                    await self._restart_stream(tenant_id, state.key)
                 state.reconciled = True
         return client
+
+    async def _open_stream(self, tenant_id: str, key: ApiKey) -> None:
+        await self._restart_stream(tenant_id, key)
+        if self._state(tenant_id).stream is not None:
+            try:
+                await self.reconcile(tenant_id)
+            except ExchangeError as error:
+                log.warning("reconciliation after the stream opened failed: %s", error.message)
+
+    def _background_task(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def reconcile(self, tenant_id: str, client: AccountClient | None = None) -> None:
         client = client or await self.client(tenant_id)

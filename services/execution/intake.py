@@ -29,7 +29,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import context as otel_context
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import events_pb2 as ev
 from tradebot.strategy.v1 import events_pb2 as sig
@@ -37,13 +37,14 @@ from tradebot.strategy.v1 import events_pb2 as sig
 from services.common import telemetry
 from services.common.bus import Bus
 from services.common.context import bind_tenant
-from services.execution import account_book, convert, models, pnl, risk
+from services.execution import account_book, convert, models, risk
 from services.execution.account_book import Changes
 from services.execution.accounts import Accounts
 from services.execution.events import Events
 from services.execution.exchange import INSUFFICIENT_BALANCE, ExchangeError
 from services.execution.instruments import InstrumentCache
 from services.execution.orders import OrderPlacer, Placement, link_id_for_signal, mark_accepted
+from services.execution.signal_view import Key, View, read_views
 from services.execution.sizing import size_entry
 from services.execution.store import Store
 
@@ -62,19 +63,6 @@ class Skip:
     message: str
     details: dict[str, str] = field(default_factory=dict)
     kind: int = ev.RISK_EVENT_KIND_SIGNAL_SKIPPED
-
-
-@dataclass
-class Snapshot:
-    """What the risk checks read, in one transaction."""
-
-    bot: models.Bot | None
-    switches: list[models.KillSwitchRow]
-    limits: risk.Limits
-    positions: dict[tuple[str, str], models.Position]
-    equity: Decimal | None
-    today_net: Decimal
-    unrealized: Decimal
 
 
 class SignalIntake:
@@ -101,6 +89,7 @@ class SignalIntake:
         self.rate = rate
         self.max_signal_age = max_signal_age
         self._locks: dict[str, asyncio.Lock] = {}
+        self._views = store.group(lambda session, keys: read_views(session, keys, caps, convert.now()))
         # (signal id, wall time) of recent exchange acceptances: the acceptance metric and the benchmark.
         self.accepted: collections.deque[tuple[str, float]] = collections.deque(maxlen=100_000)
         self.accepted_total = 0
@@ -181,13 +170,8 @@ class SignalIntake:
             return
         tenant = signal.tenant_id
         link = link_id_for_signal(signal.id)
-
-        def prior(session: Session) -> tuple[models.SignalOutcome | None, models.Order | None]:
-            outcome = session.get(models.SignalOutcome, (tenant, signal.id))
-            order = account_book.find_order(session, tenant, "", link)
-            return outcome, order
-
-        outcome, order = await self.store.run(prior)
+        view = await self._view(signal)
+        outcome, order = view.outcome, view.order
         if outcome is not None:
             if not redelivered:  # published again, not merely redelivered: say so once
                 await self._skip(
@@ -202,12 +186,12 @@ class SignalIntake:
         if order is not None:
             await self._resume(signal, order)
             return
-        decision = await self._decide(signal)
+        decision = await self._decide(signal, view)
         if isinstance(decision, Skip):
             await self._skip(signal, decision)
             return
         try:
-            await self.store.run(lambda s: s.add(decision))
+            await self.store.grouped(lambda s: s.add(decision))
         except IntegrityError:
             # The exchange already reported an order with this orderLinkId (stream or reconciliation
             # stored it meanwhile): it exists, so follow it instead of placing another.
@@ -267,7 +251,7 @@ class SignalIntake:
                 session.add(_outcome(signal, "ORDERED", row.id))
                 return row
 
-            row = await self.store.run(accepted)
+            row = await self.store.grouped(accepted)
             await self.events.order(row)
             return
         if not placement.rejected:
@@ -303,7 +287,7 @@ class SignalIntake:
             session.add(_outcome(signal, "REJECTED", row.id, error.message))
             return row
 
-        row = await self.store.run(rejected)
+        row = await self.store.grouped(rejected)
         await self.events.order(row)
         await self.events.risk(event)
 
@@ -326,7 +310,7 @@ class SignalIntake:
             if record_outcome:
                 session.add(_outcome(signal, "SKIPPED", "", ev.RiskReason.Name(skip.reason)))
 
-        await self.store.run(store)
+        await self.store.grouped(store)
         await self.events.risk(event)
 
     # -- the decision --------------------------------------------------------------------------------
@@ -337,7 +321,12 @@ class SignalIntake:
         age = time.time() - (signal.create_time.seconds + signal.create_time.nanos / 1e9)
         return age > self.max_signal_age
 
-    async def _decide(self, signal: sig.Signal) -> models.Order | Skip:
+    async def _view(self, signal: sig.Signal) -> View:
+        key = Key(signal.tenant_id, signal.bot_id, signal.id, link_id_for_signal(signal.id))
+        view: View = await self._views.submit(key)
+        return view
+
+    async def _decide(self, signal: sig.Signal, view: View) -> models.Order | Skip:
         tenant, bot_id = signal.tenant_id, signal.bot_id
         category = convert.CATEGORY_NAME.get(signal.category)
         side = convert.SIDE_NAME.get(signal.side)
@@ -352,10 +341,7 @@ class SignalIntake:
                 ev.RISK_REASON_STALE_SIGNAL,
                 f"signal is older than {self.max_signal_age:.0f}s; the market has moved on",
             )
-        early = await self.store.run(
-            lambda s: (s.get(models.Bot, bot_id), risk.engaged_switches(s, tenant, bot_id))
-        )
-        bot, switches = early
+        bot, switches = view.bot, view.switches
         if switches:
             first = switches[0]
             return Skip(
@@ -370,6 +356,7 @@ class SignalIntake:
                 ev.RISK_REASON_CIRCUIT_BREAKER,
                 "exchange errors paused this account; new orders resume after the cooldown",
             )
+        ready = self.accounts.is_ready(tenant)
         try:
             client = await self.accounts.ensure_ready(tenant)
         except ExchangeError as error:
@@ -378,8 +365,11 @@ class SignalIntake:
             raise Unresolved() from error
         if client is None:
             return Skip(ev.RISK_REASON_NO_CREDENTIALS, "no exchange credentials are stored for this tenant")
-        snap = await self.store.run(lambda s: _snapshot(s, tenant, bot_id, self.caps))
+        if not ready:  # reconciliation just ran: read what it corrected
+            view = await self._view(signal)
+        snap = view
         limits = snap.limits
+        assert limits is not None
         sent = self.rate.count(tenant)
         if sent >= limits.max_orders_per_minute:
             return Skip(
@@ -513,24 +503,4 @@ def _outcome(signal: sig.Signal, outcome: str, order_id: str, reason: str = "") 
         order_id=order_id,
         reason=reason,
         record_time=convert.now(),
-    )
-
-
-def _snapshot(session: Session, tenant_id: str, bot_id: str, caps: risk.Limits) -> Snapshot:
-    tenant_limits, bot_limits = risk.load_limits(session, tenant_id, bot_id)
-    P, W = models.Position, models.WalletSnapshot
-    positions = {
-        (p.category, p.symbol): p
-        for p in session.exec(select(P).where(P.tenant_id == tenant_id, P.mode == "LIVE"))
-    }
-    wallet = session.exec(select(W).where(W.tenant_id == tenant_id).order_by(W.time.desc()).limit(1)).first()  # type: ignore[attr-defined]
-    now = convert.now()
-    return Snapshot(
-        bot=session.get(models.Bot, bot_id),
-        switches=[],
-        limits=risk.effective(caps, tenant_limits, bot_limits),
-        positions=positions,
-        equity=wallet.total_equity if wallet is not None else None,
-        today_net=pnl.today_net(session, tenant_id, "LIVE", now),
-        unrealized=sum((p.unrealized_pnl for p in positions.values() if p.size), Decimal(0)),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import time
 import uuid
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -209,7 +209,3 @@ class OrderRate:
 
     def record(self, tenant_id: str) -> None:
         self._sent[tenant_id].append(time.monotonic())
-
-
-def with_caps(limits: Limits, **changes: Any) -> Limits:
-    return replace(limits, **changes)

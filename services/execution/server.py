@@ -174,7 +174,8 @@ class Execution:
             # A pull subscription cancelled mid-fetch may end in nats' own timeout instead.
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.accounts.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.accounts.stop(), 15.0)
         await self.workers.stop()
         self.exchange.close()
         self.store.close()

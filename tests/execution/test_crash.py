@@ -74,7 +74,8 @@ async def test_killed_between_send_and_ack_places_exactly_one_order(
                 return orders, outcomes
 
         orders, outcomes = await asyncio.to_thread(stored)
-        assert [o.status for o in orders] == ["PendingSubmit"] and outcomes == []
+        # Stored before it was sent (the private stream may already have moved it on); no outcome yet.
+        assert len(orders) == 1 and outcomes == []
 
         await service.start()
 

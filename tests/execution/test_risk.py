@@ -85,7 +85,7 @@ async def test_max_orders_per_minute(harness: Harness, sim: Simulator, symbol: s
     await set_limits(harness, tenant, max_orders_per_minute=1)
     await harness.execution.intake.handle(entry(sim, tenant), redelivered=False)
     exit_ = make_signal(tenant, sig.SIGNAL_ACTION_EXIT, common.SIDE_SELL, reference=price(sim, symbol))
-    await eventually(lambda: _held(harness, tenant), 10, "position")
+    await eventually(lambda: _held(harness, tenant), 20, "position")
     assert await skipped_for(harness, tenant, exit_) == "RISK_REASON_RATE_LIMIT"
     assert len(await sim_orders(sim, tenant)) == 1
 
@@ -100,7 +100,7 @@ async def test_daily_loss_limit_counts_unrealised_loss(harness: Harness, sim: Si
     await set_limits(harness, tenant, daily_loss_limit="0.0001")
     await harness.execution.intake.handle(entry(sim, tenant), redelivered=False)
     # Bought at the ask, marked at the last price: a small unrealised loss at once.
-    await eventually(lambda: _held(harness, tenant), 10, "position with its unrealised PnL")
+    await eventually(lambda: _held(harness, tenant), 20, "position with its unrealised PnL")
     reverse = make_signal(
         tenant,
         sig.SIGNAL_ACTION_REVERSE,
@@ -118,7 +118,7 @@ async def test_entry_while_a_position_is_open_and_exit_without_one(
     exit_ = make_signal(tenant, sig.SIGNAL_ACTION_EXIT, common.SIDE_SELL, reference=price(sim, symbol))
     assert await skipped_for(harness, tenant, exit_) == "RISK_REASON_POSITION_STATE"
     await harness.execution.intake.handle(entry(sim, tenant), redelivered=False)
-    await eventually(lambda: _held(harness, tenant), 10, "position")
+    await eventually(lambda: _held(harness, tenant), 20, "position")
     assert await skipped_for(harness, tenant, entry(sim, tenant)) == "RISK_REASON_POSITION_STATE"
 
 
@@ -198,7 +198,7 @@ async def test_max_open_positions(two_symbols: tuple[Simulator, Harness, str, st
     await harness.execution.tenant_events.on_bot(bot_event(other, capital="1000", risk_per_trade=0.01))
     await set_limits(harness, tenant, max_open_positions=1)
     await harness.execution.intake.handle(entry(sim, tenant), redelivered=False)
-    await eventually(lambda: _held(harness, tenant), 10, "first position")
+    await eventually(lambda: _held(harness, tenant), 20, "first position")
     assert await skipped_for(harness, other, entry(sim, other)) == "RISK_REASON_MAX_OPEN_POSITIONS"
 
 
