@@ -61,6 +61,7 @@ class Accounts:
         self.streams_enabled = streams_enabled
         self.tenants: dict[str, TenantAccount] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._stopped = False  # no background work is started once stopping has begun
 
     def _state(self, tenant_id: str) -> TenantAccount:
         return self.tenants.setdefault(tenant_id, TenantAccount())
@@ -112,6 +113,9 @@ class Accounts:
                 log.warning("reconciliation after the stream opened failed: %s", error.message)
 
     def _background_task(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        if self._stopped:
+            work.close()
+            return
         task = asyncio.create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -148,9 +152,7 @@ class Accounts:
 
     def activate(self, tenant_id: str) -> None:
         """Make the tenant ready in the background (a bot went LIVE, credentials were stored)."""
-        task = asyncio.create_task(self._activate(tenant_id), name=f"activate:{tenant_id}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background_task(self._activate(tenant_id), f"activate:{tenant_id}")
 
     async def _activate(self, tenant_id: str) -> None:
         try:
@@ -204,6 +206,7 @@ class Accounts:
                     log.exception("periodic reconciliation failed", extra={"tenant_id": tenant_id})
 
     async def stop(self) -> None:
+        self._stopped = True
         for task in list(self._background):
             task.cancel()
         for task in list(self._background):

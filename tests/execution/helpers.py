@@ -86,7 +86,9 @@ def settings_env(infra: Infra, sim_url: str, schema: str, **overrides: str) -> d
         "EXECUTION_SIGNAL_DURABLE": f"exec-{schema}",
         "EXECUTION_ORDER_TIMEOUT_SECONDS": "1.5",
         "EXECUTION_ORDER_DEADLINE_SECONDS": "8",
-        "EXECUTION_RECONCILE_INTERVAL_SECONDS": "3600",
+        # Short, so state converges even when pybit drops a stream message (its subscription reply
+        # race against a fast local simulator makes it reconnect now and then).
+        "EXECUTION_RECONCILE_INTERVAL_SECONDS": "2",
         **overrides,
     }
 
