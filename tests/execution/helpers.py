@@ -5,6 +5,7 @@ them; the simulator's admin API as ground truth."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -108,6 +109,11 @@ class Harness:
     bus: bus_module.Bus
 
     async def stop(self) -> None:
+        # Bounded: a pybit stream thread that never finishes connecting must not hang the session.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop(), 30)
+
+    async def _stop(self) -> None:
         await self.bus.stop_consuming()
         await self.execution.stop()
         await self.bus.drain()
