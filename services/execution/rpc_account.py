@@ -9,8 +9,9 @@ from sqlmodel import Session, func, select
 from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import execution_service_pb2 as pb
 
+from services.common import paging
 from services.common.errors import InvalidArgument
-from services.execution import convert, models, paging, pnl, risk
+from services.execution import convert, models, pnl, risk
 from services.execution.reconcile import last_reconcile
 from services.execution.rpc_base import Base
 

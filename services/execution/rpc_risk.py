@@ -10,9 +10,10 @@ from sqlmodel import Session, col, or_, select
 from tradebot.execution.v1 import events_pb2 as ev
 from tradebot.execution.v1 import execution_service_pb2 as pb
 
+from services.common import paging
 from services.common.context import Principal, Role
 from services.common.errors import InvalidArgument, PermissionDenied
-from services.execution import convert, models, paging, risk
+from services.execution import convert, models, risk
 from services.execution.rpc_base import Base
 
 log = logging.getLogger("tradebot.execution.rpc_risk")
@@ -209,7 +210,7 @@ class RiskRpc(Base):
         self, request: pb.ListRiskEventsRequest, context: Any
     ) -> pb.ListRiskEventsResponse:
         tenant = self.caller().tenant_id
-        size = paging.page_size(request.page_size, 100, 1000)
+        size = paging.page_size(request.page_size, default=100, maximum=1000)
         start = paging.offset(request)
         since, until = paging.time_range(request.time_range)
         kinds = [ev.RiskEventKind.Name(k) for k in request.kinds if k]
@@ -233,5 +234,5 @@ class RiskRpc(Base):
         rows = await self.deps.store.run(read)
         return pb.ListRiskEventsResponse(
             events=[convert.risk_event_pb(r) for r in rows[:size]],
-            next_page_token=paging.next_token(request, start, size, len(rows)),
+            next_page_token=paging.next_offset_token(request, start, size, len(rows)),
         )

@@ -11,9 +11,10 @@ from sqlmodel import Session, select
 from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import execution_service_pb2 as pb
 
+from services.common import paging
 from services.common.context import Role
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from services.execution import account_book, convert, models, paging
+from services.execution import account_book, convert, models
 from services.execution.account_book import Changes
 from services.execution.exchange import ORDER_NOT_EXISTS, AccountClient, ExchangeError
 from services.execution.orders import LINK_PREFIX, mark_accepted
@@ -30,7 +31,7 @@ def _mode(value: int) -> str | None:
 class TradingRpc(Base):
     async def ListOrders(self, request: pb.ListOrdersRequest, context: Any) -> pb.ListOrdersResponse:
         tenant = self.caller().tenant_id
-        size = paging.page_size(request.page_size, 100, 500)
+        size = paging.page_size(request.page_size, default=100, maximum=500)
         start = paging.offset(request)
         since, until = paging.time_range(request.time_range)
         statuses = [convert.STATUS_NAME[s] for s in request.statuses if s in convert.STATUS_NAME]
@@ -59,7 +60,7 @@ class TradingRpc(Base):
         rows = await self.deps.store.run(query)
         return pb.ListOrdersResponse(
             orders=[convert.order_pb(r) for r in rows[:size]],
-            next_page_token=paging.next_token(request, start, size, len(rows)),
+            next_page_token=paging.next_offset_token(request, start, size, len(rows)),
         )
 
     async def _order(self, tenant: str, **key: str) -> models.Order:
@@ -145,7 +146,7 @@ class TradingRpc(Base):
 
     async def ListFills(self, request: pb.ListFillsRequest, context: Any) -> pb.ListFillsResponse:
         tenant = self.caller().tenant_id
-        size = paging.page_size(request.page_size, 100, 1000)
+        size = paging.page_size(request.page_size, default=100, maximum=1000)
         start = paging.offset(request)
         since, until = paging.time_range(request.time_range)
 
@@ -169,12 +170,12 @@ class TradingRpc(Base):
         rows = await self.deps.store.run(query)
         return pb.ListFillsResponse(
             fills=[convert.fill_pb(r) for r in rows[:size]],
-            next_page_token=paging.next_token(request, start, size, len(rows)),
+            next_page_token=paging.next_offset_token(request, start, size, len(rows)),
         )
 
     async def ListPositions(self, request: pb.ListPositionsRequest, context: Any) -> pb.ListPositionsResponse:
         tenant = self.caller().tenant_id
-        size = paging.page_size(request.page_size, 100, 500)
+        size = paging.page_size(request.page_size, default=100, maximum=500)
         start = paging.offset(request)
 
         def query(session: Session) -> list[models.Position]:
@@ -191,7 +192,7 @@ class TradingRpc(Base):
         rows = await self.deps.store.run(query)
         return pb.ListPositionsResponse(
             positions=[convert.position_pb(r) for r in rows[:size]],
-            next_page_token=paging.next_token(request, start, size, len(rows)),
+            next_page_token=paging.next_offset_token(request, start, size, len(rows)),
         )
 
     async def ClosePosition(self, request: pb.ClosePositionRequest, context: Any) -> pb.ClosePositionResponse:

@@ -37,7 +37,7 @@ from services.execution.orders import OrderPlacer
 from services.execution.reconcile import Reconciler
 from services.execution.rpc_base import Deps
 from services.execution.servicer import ExecutionServicer
-from services.execution.stepup import StepUp
+from services.execution.stepup import StepUp, tenants_step_up
 from services.execution.store import Store
 from services.execution.tenant_events import TenantEvents
 
@@ -248,7 +248,11 @@ async def build(settings: Settings, bus: Bus | None, stepup: StepUp | None = Non
 
 
 async def setup(runtime: ServiceRuntime) -> None:
-    execution = await build(runtime.settings, runtime.bus)
+    settings: Settings = runtime.settings
+    stepup = None
+    if settings.tenants_addr and runtime.credentials is not None:
+        stepup = tenants_step_up(settings.tenants_addr, runtime.credentials)
+    execution = await build(settings, runtime.bus, stepup)
     runtime.add_servicer(rpc.add_ExecutionServiceServicer_to_server, execution.servicer)
     await execution.start(runtime.bus)
     runtime.on_stop(execution.stop)

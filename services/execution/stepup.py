@@ -1,39 +1,49 @@
-"""Step-up for sensitive changes (loosening risk limits, kill switches): a current TOTP code when the
-caller has TOTP enrolled.
-
-TOTP secrets live with the tenants service, which offers no call yet for another service to check a
-code; until it does, `StepUp` is given the two questions as functions. The default answers "no TOTP
-enrolled", so step-up is not enforced by this service today (see the execution decision record).
-"""
+"""Step-up for sensitive changes (loosening risk limits, releasing a kill switch): a current TOTP code
+when the caller has TOTP enrolled. TOTP secrets live with the tenants service, so the check is its
+service-only CheckStepUp, which also uses each code up (a code works once, platform-wide)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from services.common.context import Principal
-from services.common.errors import PermissionDenied
+import grpc
+from tradebot.tenants.v1 import tenants_service_pb2, tenants_service_pb2_grpc
 
-HasTotp = Callable[[Principal], Awaitable[bool]]
-CheckCode = Callable[[Principal, str], Awaitable[bool]]
+from services.common.context import Principal, Role
+from services.common.errors import PermissionDenied, Unavailable
+from services.common.service_identity import ServiceCredentials
 
-
-async def _no_totp(principal: Principal) -> bool:
-    return False
-
-
-async def _reject(principal: Principal, code: str) -> bool:
-    return False
+Check = Callable[[Principal, str], Awaitable[None]]
 
 
 class StepUp:
-    def __init__(self, has_totp: HasTotp = _no_totp, check_code: CheckCode = _reject) -> None:
-        self.has_totp = has_totp
-        self.check_code = check_code
+    def __init__(self, check: Check | None = None) -> None:
+        # None: no tenants service is configured (the service running alone); nothing to check with.
+        self._check = check
 
     async def require(self, principal: Principal, code: str) -> None:
-        if not await self.has_totp(principal):
-            return
-        if not code:
-            raise PermissionDenied("this change needs a current TOTP code in totp_code (step-up)")
-        if not await self.check_code(principal, code):
-            raise PermissionDenied("the TOTP code in totp_code is wrong or was already used (step-up)")
+        if self._check is not None and principal.role is not Role.SERVICE:
+            await self._check(principal, code)
+
+
+def tenants_step_up(tenants_addr: str, credentials: ServiceCredentials) -> StepUp:
+    channel: grpc.aio.Channel | None = None
+
+    async def check(principal: Principal, code: str) -> None:
+        nonlocal channel
+        if channel is None:
+            channel = grpc.aio.insecure_channel(tenants_addr)
+        stub = tenants_service_pb2_grpc.TenantsServiceStub(channel)
+        request = tenants_service_pb2.CheckStepUpRequest(
+            tenant_id=principal.tenant_id, user_id=principal.user_id, totp_code=code
+        )
+        try:
+            await stub.CheckStepUp(request, metadata=await credentials.metadata(), timeout=5)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.PERMISSION_DENIED:
+                raise PermissionDenied(error.details() or "this change needs a current TOTP code") from None
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise PermissionDenied("your account is not known to the tenants service") from None
+            raise Unavailable("cannot check the step-up code with the tenants service; retry") from None
+
+    return StepUp(check)

@@ -50,3 +50,28 @@ async def test_step_up_is_checked_once_per_code_and_only_for_services(stack: Sta
     other = await stack.new_tenant("other")
     foreign = pb.CheckStepUpRequest(tenant_id=other.tenant_id, user_id=owner.user.id)
     assert await _code(stack.stub.CheckStepUp(foreign, metadata=service)) == grpc.StatusCode.NOT_FOUND
+
+
+async def test_execution_requires_step_up_through_tenants(stack: Stack) -> None:
+    """Execution's step-up hook, pointed at the real tenants service with execution's own identity."""
+    import hvac
+
+    from services.common.context import Principal, Role
+    from services.common.errors import PermissionDenied
+    from services.common.service_identity import ServiceCredentials
+    from services.common.signing import TransitSigner, service_key
+    from services.execution.stepup import tenants_step_up
+
+    signer = TransitSigner(
+        hvac.Client(url=stack.infra.vault.addr, token=stack.infra.vault.root_token), service_key("execution")
+    )
+    stepup = tenants_step_up(stack.address, ServiceCredentials(signer, "execution"))
+    owner = await stack.new_tenant("exec-stepup")
+    principal = Principal(user_id=owner.user.id, tenant_id=owner.tenant_id, role=Role.OWNER)
+    await stepup.require(principal, "")  # no TOTP enrolled: nothing asked
+    await stack.enable_totp(owner)
+    with pytest.raises(PermissionDenied, match="TOTP"):
+        await stepup.require(principal, "")
+    with pytest.raises(PermissionDenied, match="TOTP"):
+        await stepup.require(principal, "000000")
+    await stepup.require(principal, pyotp.TOTP(owner.totp_secret).at(time.time() + 30))
