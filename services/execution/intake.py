@@ -450,8 +450,8 @@ class SignalIntake:
             category,
             side,
             qty,
-            take_profit=convert.opt_dec(signal.take_profit),
-            stop_loss=convert.opt_dec(signal.stop_loss),
+            take_profit=rules.protective_price(convert.opt_dec(signal.take_profit), entry),
+            stop_loss=rules.protective_price(convert.opt_dec(signal.stop_loss), entry),
         )
 
 

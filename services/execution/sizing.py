@@ -9,7 +9,7 @@ falls below the instrument's minimum only because a risk limit capped it, the sk
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
 from tradebot.execution.v1 import events_pb2 as ev
 
@@ -40,6 +40,15 @@ class InstrumentRules:
             min_notional=self.min_notional,
             shorts_allowed=self.category == "linear",
         )
+
+    def protective_price(self, price: Decimal | None, entry: Decimal) -> Decimal | None:
+        """A stop-loss or take-profit on the tick grid, rounded toward the entry: the stop never adds
+        risk beyond what was sized, the target never promises more than the signal did."""
+        if price is None:
+            return None
+        ticks = price / self.tick_size
+        toward_entry = ROUND_CEILING if price < entry else ROUND_FLOOR
+        return ticks.to_integral_value(rounding=toward_entry) * self.tick_size
 
     def round_qty(self, qty: Decimal) -> Decimal:
         return (qty / self.qty_step).to_integral_value(rounding=ROUND_DOWN) * self.qty_step

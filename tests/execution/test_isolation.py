@@ -115,8 +115,8 @@ async def world(harness: Harness, sim: Simulator, symbol: str) -> World:
         rows = await harness.rows(models.Position, tenant_id=b.tenant_id)
         return bool(rows) and rows[0].size > 0
 
-    await eventually(b_holds, 10, "B's position")
-    await eventually(lambda: harness.rows(models.Fill, tenant_id=b.tenant_id), 10, "B's fill")
+    await eventually(b_holds, 30, "B's position")
+    await eventually(lambda: harness.rows(models.Fill, tenant_id=b.tenant_id), 30, "B's fill")
     return World(harness, sim, a, b, order)
 
 

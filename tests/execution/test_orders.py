@@ -143,3 +143,24 @@ async def _position_size(harness: Harness, tenant_id: str) -> Decimal:
 async def _flat(harness: Harness, tenant_id: str) -> bool:
     rows = await harness.rows(models.Position, tenant_id=tenant_id)
     return bool(rows) and rows[0].size == 0
+
+
+async def test_stop_and_target_off_the_tick_grid_are_rounded_toward_the_entry(
+    harness: Harness, sim: Simulator, symbol: str
+) -> None:
+    """Strategies compute levels in floating point; Bybit refuses prices off the tick grid (10001)."""
+    tenant = await new_tenant(harness, symbol)
+    exact = entry(sim, tenant)
+    stop, take = (
+        Decimal(exact.stop_loss) - Decimal("0.004321"),
+        Decimal(exact.take_profit) + Decimal("0.006789"),
+    )
+    signal = entry(sim, tenant)
+    signal.stop_loss, signal.take_profit = str(stop), str(take)
+    await publish(harness.bus, signal)
+    result = await outcome(harness, tenant, signal.id)
+    assert result.outcome == "ORDERED", result.reason
+    (placed,) = await sim_orders(sim, tenant)
+    tick = Decimal("0.01")
+    assert Decimal(placed["stopLoss"]) == (stop / tick).to_integral_value(rounding="ROUND_CEILING") * tick
+    assert Decimal(placed["takeProfit"]) == (take / tick).to_integral_value(rounding="ROUND_FLOOR") * tick
