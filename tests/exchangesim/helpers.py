@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -46,6 +48,16 @@ async def get(
     headers = signed_headers(key, query, **kw) if key else {}
     async with http.get(f"{base}{path}?{query}", headers=headers) as resp:
         return resp.status, await resp.json(content_type=None), dict(resp.headers)
+
+
+async def in_own_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run blocking pybit code in a thread of its own: a thread stuck in pybit can then never starve
+    the event loop's shared executor, which the rest of the suite needs."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="pybit-test")
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def close_streams(*streams: Any, timeout: float = 5.0) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 import aiohttp
 import requests
-from pybit.unified_trading import HTTP, WebSocket
+from pybit.unified_trading import HTTP
 
-from services.common.bybit import point_pybit_at
+from services.common.bybit import BybitEnv, BybitVenue, point_pybit_at
 from services.exchangesim.app import SimConfig, Simulator
-from tests.exchangesim.helpers import close_streams, get, post, wait_for
+from tests.exchangesim.helpers import close_streams, get, in_own_thread, post, wait_for
 
 ORDER = {
     "category": "linear",
@@ -93,7 +93,7 @@ def _accept_then_timeout(sim: Simulator, key: Any) -> None:
 
 async def test_accept_then_time_out(sim: Simulator) -> None:
     key = sim.create_account({"USDT": "1000"})
-    await asyncio.get_running_loop().run_in_executor(None, _accept_then_timeout, sim, key)
+    await in_own_thread(_accept_then_timeout, sim, key)
 
 
 async def test_clock_skew_gives_10002(sim: Simulator, http: aiohttp.ClientSession) -> None:
@@ -130,9 +130,9 @@ async def test_clock_controls(sim: Simulator, http: aiohttp.ClientSession) -> No
 
 
 def _reconnect(sim: Simulator, key: Any) -> None:
-    point_pybit_at(sim.http_url)
-    public = WebSocket(testnet=False, channel_type="linear", retries=10)
-    private = WebSocket(testnet=False, channel_type="private", api_key=key.key, api_secret=key.secret)
+    venue = BybitVenue(BybitEnv.SIMULATOR, sim.http_url)  # its lock guards pybit's URL templates
+    public = venue.websocket("linear", retries=10)
+    private = venue.websocket("private", api_key=key.key, api_secret=key.secret)
     bars: list[Any] = []
     orders: list[Any] = []
     public.kline_stream(interval=1, symbol="SOLUSDT", callback=bars.append)
@@ -161,7 +161,7 @@ async def test_pybit_reconnects_and_resubscribes(http: aiohttp.ClientSession) ->
     await simulator.start()
     try:
         key = simulator.create_account({"USDT": "1000"})
-        await asyncio.get_running_loop().run_in_executor(None, _reconnect, simulator, key)
+        await in_own_thread(_reconnect, simulator, key)
     finally:
         await simulator.stop()
 

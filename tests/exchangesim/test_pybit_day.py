@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 from typing import Any
 
 import requests
-from pybit.unified_trading import HTTP, WebSocket
+from pybit.unified_trading import HTTP
 
-from services.common.bybit import point_pybit_at
+from services.common.bybit import BybitEnv, BybitVenue, point_pybit_at
 from services.exchangesim.app import Simulator
-from tests.exchangesim.helpers import close_streams, wait_for
+from tests.exchangesim.helpers import close_streams, in_own_thread, wait_for
 
 SYMBOL = "SOLUSDT"
 
@@ -40,12 +39,15 @@ def _trading_day(sim: Simulator, key: Any) -> None:
         "wallet": [],
         "kline": [],
     }
-    private = WebSocket(testnet=False, channel_type="private", api_key=key.key, api_secret=key.secret)
+    # Built through the venue: its lock keeps pybit's module-level URL templates from being changed
+    # by any other thread while this WebSocket reads them.
+    venue = BybitVenue(BybitEnv.SIMULATOR, sim.http_url)
+    private = venue.websocket("private", api_key=key.key, api_secret=key.secret)
     private.order_stream(streams["order"].append)
     private.execution_stream(streams["execution"].append)
     private.position_stream(streams["position"].append)
     private.wallet_stream(streams["wallet"].append)
-    public = WebSocket(testnet=False, channel_type="linear")
+    public = venue.websocket("linear")
     public.kline_stream(interval=60, symbol=SYMBOL, callback=streams["kline"].append)
     books: list[dict[str, Any]] = []
     public.orderbook_stream(depth=50, symbol=SYMBOL, callback=books.append)
@@ -189,4 +191,4 @@ def _trading_day(sim: Simulator, key: Any) -> None:
 
 async def test_trading_day_through_pybit(sim: Simulator) -> None:
     key = sim.create_account({"USDT": "10000"})
-    await asyncio.get_running_loop().run_in_executor(None, _trading_day, sim, key)
+    await in_own_thread(_trading_day, sim, key)
