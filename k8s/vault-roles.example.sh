@@ -21,9 +21,9 @@ vault auth enable kubernetes || true
 # Run inside the cluster (e.g. from the Vault pod) so the API server address and CA are the pod's.
 vault write auth/kubernetes/config kubernetes_host="https://kubernetes.default.svc"
 
-# Signing keys that never leave Vault: users' access tokens, and one identity per gRPC service.
-for key in tenants-jwt service-tenants service-marketdata service-strategy service-execution; do
-  vault read "transit/keys/$key" >/dev/null 2>&1 || vault write -f "transit/keys/$key" type=ed25519
+# Signing keys that never leave Vault (RS256): users' access tokens, and one identity per gRPC service.
+for key in tenants-jwt-rs256 service-tenants-rs256 service-marketdata-rs256 service-strategy-rs256 service-execution-rs256; do
+  vault read "transit/keys/$key" >/dev/null 2>&1 || vault write -f "transit/keys/$key" type=rsa-2048
 done
 
 for service in tenants marketdata strategy execution dashboard exchangesim; do

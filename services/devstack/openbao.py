@@ -18,6 +18,7 @@ from pathlib import Path
 
 import hvac
 
+from services.common.signing import KEY_TYPE, USER_KEY, service_key
 from services.devstack.processes import (
     EmbeddedServer,
     binary,
@@ -29,9 +30,12 @@ from services.devstack.processes import (
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "helm" / "tradebot" / "files" / "vault-policies"
 # Transit keys: the tenants service's user-token key and one identity key per platform service.
+# A data folder from before RS256 also holds Ed25519 keys under the old names; transit cannot change
+# a key's type, so the new keys have names of their own and the old ones are left to verify the
+# tokens they signed (docs/decisions/0017-rs256-access-tokens.md).
 SIGNING_KEYS = (
-    "tenants-jwt",
-    *(f"service-{name}" for name in ("tenants", "marketdata", "strategy", "execution")),
+    USER_KEY,
+    *(service_key(name) for name in ("tenants", "marketdata", "strategy", "execution")),
 )
 
 
@@ -98,7 +102,7 @@ class EmbeddedOpenBao(EmbeddedServer):
             try:
                 client.secrets.transit.read_key(key)
             except hvac.exceptions.InvalidPath:
-                client.secrets.transit.create_key(key, key_type="ed25519")
+                client.secrets.transit.create_key(key, key_type=KEY_TYPE)
         for policy in sorted(POLICY_DIR.glob("*.hcl")):
             client.sys.create_or_update_policy(name=policy.stem, policy=policy.read_text())
         self.service_tokens = self._service_tokens(client)

@@ -18,7 +18,7 @@ from tradebot.tenants.v1 import tenants_service_pb2_grpc as rpc
 from services.common.db import migrate
 from services.common.runtime import ServiceRuntime
 from services.common.settings import ServiceSettings
-from services.common.signing import SERVICE_KEY_PREFIX, USER_KEY, TransitSigner
+from services.common.signing import USER_KEY, TransitSigner, is_signing_key
 from services.common.vault import SecretStore, vault_client
 from services.tenants.bootstrap import invite_first_admin
 from services.tenants.core import Deps
@@ -53,9 +53,10 @@ class Settings(ServiceSettings):
 
 
 def platform_public_keys(client: hvac.Client) -> list[dict[str, str]]:
-    """Users' token key and every platform service's identity key, as JWKs."""
+    """Users' token key and every platform service's identity key, as JWKs (with the Ed25519 keys of
+    older installations while they exist: tokens they signed, such as API tokens, stay valid)."""
     names = client.secrets.transit.list_keys()["data"]["keys"]
-    signers = [USER_KEY, *sorted(name for name in names if name.startswith(SERVICE_KEY_PREFIX))]
+    signers = sorted(name for name in names if is_signing_key(name))
     return [jwk for name in signers for jwk in TransitSigner(client, name).public_keys()]
 
 

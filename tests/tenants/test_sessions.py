@@ -10,6 +10,7 @@ import grpc
 import jwt
 import pyotp
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 
@@ -85,7 +86,14 @@ async def test_expired_tampered_unsigned_and_foreign_key_tokens_are_refused(stac
     hdr = json.loads(base64.urlsafe_b64decode(header + "=="))
     promoted = f"{header}.{_b64({**claims, 'role': 'admin'})}.{signature}"
     unsigned = f"{_b64({**hdr, 'alg': 'none'})}.{payload}."
+    assert hdr["alg"] == "RS256"
     foreign = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": hdr["kid"]})
+    foreign_rsa = jwt.encode(
+        claims,
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        algorithm="RS256",
+        headers={"kid": hdr["kid"]},
+    )
     hmac = jwt.encode(claims, "secret", algorithm="HS256", headers={"kid": hdr["kid"]})
     expired = jwt.encode(
         {**claims, "exp": int(time.time()) - 5},
@@ -101,6 +109,7 @@ async def test_expired_tampered_unsigned_and_foreign_key_tokens_are_refused(stac
         promoted,
         unsigned,
         foreign,
+        foreign_rsa,
         hmac,
         expired,
         really_expired,

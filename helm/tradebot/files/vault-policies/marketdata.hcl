@@ -3,9 +3,9 @@ path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
 # Its own service identity: signs the short-lived token it presents to other platform services.
-path "transit/sign/service-marketdata" {
+path "transit/sign/service-marketdata-rs256" {
   capabilities = ["update"]
 }
-path "transit/keys/service-marketdata" {
+path "transit/keys/service-marketdata-rs256" {
   capabilities = ["read"]
 }

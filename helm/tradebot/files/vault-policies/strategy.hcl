@@ -3,9 +3,9 @@ path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
 # Its own service identity: signs the short-lived token it presents to other platform services.
-path "transit/sign/service-strategy" {
+path "transit/sign/service-strategy-rs256" {
   capabilities = ["update"]
 }
-path "transit/keys/service-strategy" {
+path "transit/keys/service-strategy-rs256" {
   capabilities = ["read"]
 }

@@ -9,18 +9,23 @@ path "secret/metadata/tenants/+/exchange" {
 path "secret/destroy/tenants/+/exchange" {
   capabilities = ["update"]
 }
-# Access tokens are signed inside Vault: the private key never leaves it.
-path "transit/sign/tenants-jwt" {
+# Access tokens are signed inside Vault (RS256): the private key never leaves it.
+path "transit/sign/tenants-jwt-rs256" {
   capabilities = ["update"]
 }
+path "transit/keys/tenants-jwt-rs256" {
+  capabilities = ["read"]
+}
+# The Ed25519 key of installations from before RS256: no longer signs, still published while it
+# exists so the API tokens it signed keep verifying.
 path "transit/keys/tenants-jwt" {
   capabilities = ["read"]
 }
 # Its own service identity: signs the short-lived token it presents to other platform services.
-path "transit/sign/service-tenants" {
+path "transit/sign/service-tenants-rs256" {
   capabilities = ["update"]
 }
-path "transit/keys/service-tenants" {
+path "transit/keys/service-tenants-rs256" {
   capabilities = ["read"]
 }
 # GetJwks publishes every service's public key, so all services verify service tokens locally.
