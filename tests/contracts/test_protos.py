@@ -68,6 +68,8 @@ EXPECTED_RPCS: dict[str, set[str]] = {
         "RunBacktest",
         "GetBacktest",
         "ListBacktests",
+        "ExportTenantData",
+        "DeleteTenantData",
     },
     "tradebot.execution.v1.ExecutionService": {
         "ListOrders",
@@ -82,6 +84,8 @@ EXPECTED_RPCS: dict[str, set[str]] = {
         "SetRiskLimits",
         "SetKillSwitch",
         "ListRiskEvents",
+        "ExportTenantData",
+        "DeleteTenantData",
     },
 }
 
@@ -93,7 +97,14 @@ EXPECTED_EVENTS: dict[str, set[str]] = {
     "tradebot.tenants.v1": {"AuditEvent"},
 }
 
-# RPCs that must carry the step-up `totp_code` field.
+# Service-only RPCs: platform services call them for a user who already passed step-up with tenants.
+SERVICE_ONLY_RPCS = {
+    f"tradebot.{name}.v1.{name.capitalize()}Service.{rpc}"
+    for name in ("strategy", "execution")
+    for rpc in ("ExportTenantData", "DeleteTenantData")
+}
+
+# RPCs that must carry the step-up `totp_code` field (service-only RPCs of the same name aside).
 STEP_UP_RPCS = {
     "SetUserRole",
     "CreateApiToken",
@@ -409,8 +420,8 @@ def test_step_up_rpcs_take_totp_code(protos: FDS) -> None:
     messages = messages_by_name(protos)
     lacking = [
         method.name
-        for _, _, method in methods(protos)
-        if method.name in STEP_UP_RPCS
+        for _, service, method in methods(protos)
+        if method.name in STEP_UP_RPCS and f"{service}.{method.name}" not in SERVICE_ONLY_RPCS
         and "totp_code" not in {f.name for f in messages[method.input_type.lstrip(".")].field}
     ]
     assert not lacking
