@@ -51,37 +51,43 @@ class Changes:
             getattr(self, name).extend(getattr(other, name))
 
 
-def find_order(session: Session, tenant_id: str, exchange_order_id: str, link_id: str) -> models.Order | None:
+def find_order(
+    session: Session, tenant_id: str, mode: str, exchange_order_id: str, link_id: str
+) -> models.Order | None:
     Ord = models.Order
     if exchange_order_id:
         row = session.exec(
-            select(Ord).where(Ord.tenant_id == tenant_id, Ord.exchange_order_id == exchange_order_id)
+            select(Ord).where(
+                Ord.tenant_id == tenant_id, Ord.mode == mode, Ord.exchange_order_id == exchange_order_id
+            )
         ).first()
         if row is not None:
             return row
     if link_id:
         return session.exec(
-            select(Ord).where(Ord.tenant_id == tenant_id, Ord.order_link_id == link_id)
+            select(Ord).where(Ord.tenant_id == tenant_id, Ord.mode == mode, Ord.order_link_id == link_id)
         ).first()
     return None
 
 
-def bot_of_symbol(session: Session, tenant_id: str, category: str, symbol: str) -> str:
-    """The LIVE bot of the tenant trading `symbol` (Bybit keeps one position per symbol), or ""."""
+def bot_of_symbol(session: Session, tenant_id: str, mode: str, category: str, symbol: str) -> str:
+    """The tenant's bot of this mode trading `symbol` (Bybit keeps one position per symbol), or ""."""
     B = models.Bot
     bot = session.exec(
         select(B).where(
             B.tenant_id == tenant_id,
             B.symbol == symbol,
             B.category == category,
-            B.mode == "LIVE",
+            B.mode == mode,
             col(B.deleted).is_(False),
         )
     ).first()
     return bot.bot_id if bot is not None else ""
 
 
-def _new_order_from_exchange(session: Session, tenant_id: str, data: dict[str, Any]) -> models.Order:
+def _new_order_from_exchange(
+    session: Session, tenant_id: str, mode: str, data: dict[str, Any]
+) -> models.Order:
     category = str(data.get("category") or "linear")
     symbol = str(data.get("symbol", ""))
     create_type = str(data.get("createType", ""))
@@ -93,7 +99,7 @@ def _new_order_from_exchange(session: Session, tenant_id: str, data: dict[str, A
     row = models.Order(
         id=str(uuid.uuid4()),
         tenant_id=tenant_id,
-        bot_id=bot_of_symbol(session, tenant_id, category, symbol) if protective else "",
+        bot_id=bot_of_symbol(session, tenant_id, mode, category, symbol) if protective else "",
         exchange_order_id=str(data.get("orderId", "")),
         order_link_id=str(data.get("orderLinkId", "")),
         category=category,
@@ -107,6 +113,7 @@ def _new_order_from_exchange(session: Session, tenant_id: str, data: dict[str, A
         # ours the exchange reported before we stored its reply).
         external=not protective and not str(data.get("orderLinkId", "")).startswith(LINK_PREFIX),
         create_type=create_type,
+        mode=mode,
         create_time=when,
         update_time=when,
     )
@@ -114,11 +121,13 @@ def _new_order_from_exchange(session: Session, tenant_id: str, data: dict[str, A
     return row
 
 
-def apply_order(session: Session, tenant_id: str, data: dict[str, Any], changes: Changes) -> models.Order:
+def apply_order(
+    session: Session, tenant_id: str, mode: str, data: dict[str, Any], changes: Changes
+) -> models.Order:
     oid, link = str(data.get("orderId", "")), str(data.get("orderLinkId", ""))
-    row = find_order(session, tenant_id, oid, link)
+    row = find_order(session, tenant_id, mode, oid, link)
     if row is None:
-        row = _new_order_from_exchange(session, tenant_id, data)
+        row = _new_order_from_exchange(session, tenant_id, mode, data)
     status = str(data.get("orderStatus") or row.status)
     updated_ms = int(str(data.get("updatedTime") or 0))
     if (
@@ -148,13 +157,13 @@ def apply_order(session: Session, tenant_id: str, data: dict[str, Any], changes:
     return row
 
 
-def _position_row(session: Session, tenant_id: str, category: str, symbol: str) -> models.Position:
-    row = session.get(models.Position, (tenant_id, category, symbol, "LIVE"))
+def _position_row(session: Session, tenant_id: str, mode: str, category: str, symbol: str) -> models.Position:
+    row = session.get(models.Position, (tenant_id, category, symbol, mode))
     if row is None:
         row = models.Position(
-            tenant_id=tenant_id, category=category, symbol=symbol, mode="LIVE", update_time=convert.now()
+            tenant_id=tenant_id, category=category, symbol=symbol, mode=mode, update_time=convert.now()
         )
-        row.bot_id = bot_of_symbol(session, tenant_id, category, symbol)
+        row.bot_id = bot_of_symbol(session, tenant_id, mode, category, symbol)
         session.add(row)
     return row
 
@@ -187,7 +196,12 @@ def _rebuild_book(session: Session, pos: models.Position) -> None:
     pos.book_size = pos.book_avg_price = pos.book_realized_pnl = ZERO
     fills = session.exec(
         select(F)
-        .where(F.tenant_id == pos.tenant_id, F.category == pos.category, F.symbol == pos.symbol)
+        .where(
+            F.tenant_id == pos.tenant_id,
+            F.mode == pos.mode,
+            F.category == pos.category,
+            F.symbol == pos.symbol,
+        )
         .order_by(F.seq)  # type: ignore[arg-type]
     ).all()
     for fill in fills:
@@ -198,7 +212,9 @@ def _rebuild_book(session: Session, pos: models.Position) -> None:
         pos.book_last_seq = fill.seq
 
 
-def apply_execution(session: Session, tenant_id: str, data: dict[str, Any], changes: Changes) -> None:
+def apply_execution(
+    session: Session, tenant_id: str, mode: str, data: dict[str, Any], changes: Changes
+) -> None:
     exec_type = str(data.get("execType", "Trade"))
     exec_id = str(data.get("execId", ""))
     when = convert.ms_time(data.get("execTime"))
@@ -212,6 +228,7 @@ def apply_execution(session: Session, tenant_id: str, data: dict[str, Any], chan
                     symbol=str(data.get("symbol", "")),
                     amount=-dec(data.get("execFee")),
                     exec_time=when,
+                    mode=mode,
                 )
             )
         return
@@ -222,11 +239,13 @@ def apply_execution(session: Session, tenant_id: str, data: dict[str, Any], chan
         return
     category = str(data.get("category") or "linear")
     symbol = str(data.get("symbol", ""))
-    order = find_order(session, tenant_id, str(data.get("orderId", "")), str(data.get("orderLinkId", "")))
+    order = find_order(
+        session, tenant_id, mode, str(data.get("orderId", "")), str(data.get("orderLinkId", ""))
+    )
     if order is None:
-        order = _new_order_from_exchange(session, tenant_id, {**data, "category": category})
+        order = _new_order_from_exchange(session, tenant_id, mode, {**data, "category": category})
         changes.orders.append(order)
-    pos = _position_row(session, tenant_id, category, symbol)
+    pos = _position_row(session, tenant_id, mode, category, symbol)
     seq = int(str(data.get("seq") or 0))
     fill = models.Fill(
         tenant_id=tenant_id,
@@ -247,6 +266,7 @@ def apply_execution(session: Session, tenant_id: str, data: dict[str, Any], chan
         is_maker=bool(data.get("isMaker", False)),
         closed_size=dec(data.get("closedSize")),
         exec_time=when,
+        mode=mode,
         external=order.external,
         seq=seq,
     )
@@ -266,10 +286,10 @@ def apply_execution(session: Session, tenant_id: str, data: dict[str, Any], chan
 
 
 def apply_position(
-    session: Session, tenant_id: str, data: dict[str, Any], changes: Changes
+    session: Session, tenant_id: str, mode: str, data: dict[str, Any], changes: Changes
 ) -> models.Position:
     category = str(data.get("category") or "linear")
-    pos = _position_row(session, tenant_id, category, str(data.get("symbol", "")))
+    pos = _position_row(session, tenant_id, mode, category, str(data.get("symbol", "")))
     size = dec(data.get("size"))
     if size and not pos.size:
         pos.open_time = convert.ms_time(data.get("createdTime")) if data.get("createdTime") else convert.now()
@@ -285,7 +305,7 @@ def apply_position(
     pos.liq_price = opt_dec(data.get("liqPrice"))
     pos.position_idx = int(str(data.get("positionIdx") or 0))
     if not pos.bot_id:
-        pos.bot_id = bot_of_symbol(session, tenant_id, category, pos.symbol)
+        pos.bot_id = bot_of_symbol(session, tenant_id, mode, category, pos.symbol)
     pos.update_time = convert.now()
     session.add(pos)
     changes.positions.append(pos)
@@ -293,10 +313,11 @@ def apply_position(
 
 
 def apply_wallet(
-    session: Session, tenant_id: str, data: dict[str, Any], changes: Changes
+    session: Session, tenant_id: str, mode: str, data: dict[str, Any], changes: Changes
 ) -> models.WalletSnapshot:
     row = models.WalletSnapshot(
         tenant_id=tenant_id,
+        mode=mode,
         time=convert.now(),
         total_equity=dec(data.get("totalEquity")),
         total_wallet_balance=dec(data.get("totalWalletBalance")),

@@ -35,17 +35,23 @@ APPLY = {
 Publish = Callable[[Changes], Awaitable[None]]
 RETRIES = 10  # pybit's reconnect attempts after a drop (0 would block its constructor forever when down)
 OPEN_TIMEOUT_SECONDS = 30.0
-Message = tuple[str, str, list[dict[str, Any]]]  # tenant, topic, rows
+Message = tuple[str, str, str, list[dict[str, Any]]]  # tenant, mode, topic, rows
 
 
 class AccountStream:
-    """One tenant's pybit private WebSocket."""
+    """One tenant's pybit private WebSocket on its account of one mode (LIVE or PAPER)."""
 
     def __init__(
-        self, venue: BybitVenue, tenant_id: str, key: ApiKey, deliver: Callable[[Message], None]
+        self,
+        venue: BybitVenue,
+        tenant_id: str,
+        mode: str,
+        key: ApiKey,
+        deliver: Callable[[Message], None],
     ) -> None:
         self.venue = venue
         self.tenant_id = tenant_id
+        self.mode = mode
         self.key = key
         self._deliver = deliver
         self._ws: Any = None
@@ -54,7 +60,7 @@ class AccountStream:
         topic = str(message.get("topic", ""))
         rows = message.get("data") or []
         if topic in TOPICS and isinstance(rows, list):
-            self._deliver((self.tenant_id, topic, rows))
+            self._deliver((self.tenant_id, self.mode, topic, rows))
 
     def _open(self) -> Any:
         ws = self.venue.websocket(
@@ -119,11 +125,11 @@ class StreamWorkers:
         self.tasks: list[asyncio.Task[None]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.applied = 0
-        self.locks: dict[str, asyncio.Lock] = {}
+        self.locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-    def lock(self, tenant_id: str) -> asyncio.Lock:
-        """Held while a tenant's messages or its reconciliation are applied: never both at once."""
-        return self.locks.setdefault(tenant_id, asyncio.Lock())
+    def lock(self, tenant_id: str, mode: str) -> asyncio.Lock:
+        """Held while an account's messages or its reconciliation are applied: never both at once."""
+        return self.locks.setdefault((tenant_id, mode), asyncio.Lock())
 
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -139,11 +145,11 @@ class StreamWorkers:
 
     async def _run(self, queue: asyncio.Queue[Message]) -> None:
         while True:
-            tenant_id, topic, rows = await queue.get()
+            tenant_id, mode, topic, rows = await queue.get()
             try:
-                async with self.lock(tenant_id):
+                async with self.lock(tenant_id, mode):
                     changes = await self.store.run(
-                        functools.partial(_apply, tenant_id=tenant_id, topic=topic, rows=rows)
+                        functools.partial(_apply, tenant_id=tenant_id, mode=mode, topic=topic, rows=rows)
                     )
                 self.applied += 1
                 await self.publish(changes)
@@ -160,11 +166,11 @@ class StreamWorkers:
                 await task
 
 
-def _apply(session: Any, *, tenant_id: str, topic: str, rows: list[dict[str, Any]]) -> Changes:
+def _apply(session: Any, *, tenant_id: str, mode: str, topic: str, rows: list[dict[str, Any]]) -> Changes:
     changes = Changes()
     apply = APPLY[topic]
     if topic == "execution":
         rows = sorted(rows, key=lambda r: int(str(r.get("seq") or 0)))
     for row in rows:
-        apply(session, tenant_id, row, changes)
+        apply(session, tenant_id, mode, row, changes)
     return changes

@@ -1,9 +1,11 @@
-"""Active tenants' accounts: their exchange session, their private stream, and whether they have been
-reconciled since this process started (no order is placed for a tenant before that).
+"""Active tenants' accounts of one mode: their exchange session, their private stream, and whether they
+have been reconciled since this process started (no order is placed for a tenant before that).
 
-A tenant becomes active when a LIVE bot of theirs appears, when their credentials are stored, or at
-their first LIVE signal; it stays active across restarts (exec_account.active). Credentials are read
-from Vault through the cache; a rotation rebuilds the session and the stream with the new key.
+There is one `Accounts` per mode: LIVE (the tenant's own keys on the configured Bybit) and PAPER (an
+account execution opens for the tenant on the simulator, paper.py); their state never mixes.
+A tenant's account becomes active when a bot of that mode appears, when their credentials are stored
+(LIVE), or at their first signal of that mode; it stays active across restarts (exec_account.active).
+Credentials are read from Vault through the cache; a rotation rebuilds the session and the stream.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from services.execution import models
 from services.execution.account_stream import AccountStream, StreamWorkers
 from services.execution.credentials import ApiKey, CredentialCache
 from services.execution.events import Events
-from services.execution.exchange import AccountClient, Exchange, ExchangeError
+from services.execution.exchange import INVALID_KEY, AccountClient, Exchange, ExchangeError
 from services.execution.reconcile import Reconciler
 from services.execution.store import Store
 
@@ -50,7 +52,9 @@ class Accounts:
         workers: StreamWorkers,
         events: Events,
         streams_enabled: bool,
+        mode: str = "LIVE",
     ) -> None:
+        self.mode = mode
         self.venue = venue
         self.exchange = exchange
         self.credentials = credentials
@@ -100,8 +104,27 @@ class Accounts:
                 await self._mark_active(tenant_id, True)
                 if state.key is not None and state.stream is None and self.streams_enabled:
                     self._background_task(self._open_stream(tenant_id, state.key), f"stream:{tenant_id}")
-                await self.reconcile(tenant_id, client)
+                client = await self._first_reconcile(tenant_id, client)
                 state.reconciled = True
+        return client
+
+    async def _first_reconcile(self, tenant_id: str, client: AccountClient) -> AccountClient:
+        try:
+            await self.reconcile(tenant_id, client)
+        except ExchangeError as error:
+            if self.mode != "PAPER" or error.code != INVALID_KEY:
+                raise
+            # The simulator forgot the paper account (it keeps accounts in memory and restarted):
+            # open a new one; the stored PAPER state is corrected to it by this reconciliation.
+            log.warning(
+                "paper account unknown to the simulator; opening a new one", extra={"tenant_id": tenant_id}
+            )
+            await self.credentials.replace(tenant_id)
+            replaced = await self.client(tenant_id)
+            if replaced is None:
+                raise
+            client = replaced
+            await self.reconcile(tenant_id, client)
         return client
 
     async def _open_stream(self, tenant_id: str, key: ApiKey) -> None:
@@ -124,8 +147,8 @@ class Accounts:
         client = client or await self.client(tenant_id)
         if client is None:
             return
-        async with self.workers.lock(tenant_id):
-            changes = await self.reconciler.run(tenant_id, client)
+        async with self.workers.lock(tenant_id, self.mode):
+            changes = await self.reconciler.run(tenant_id, self.mode, client)
         await self.events.changes(changes)
 
     async def _restart_stream(self, tenant_id: str, key: ApiKey) -> None:
@@ -134,7 +157,7 @@ class Accounts:
         state = self._state(tenant_id)
         if state.stream is not None:
             await state.stream.stop()
-        stream = AccountStream(self.venue, tenant_id, key, self.workers.deliver)
+        stream = AccountStream(self.venue, tenant_id, self.mode, key, self.workers.deliver)
         try:
             await stream.start()
         except Exception:  # pybit gave up connecting: reconciliation still keeps the account right
@@ -144,21 +167,27 @@ class Accounts:
 
     async def _mark_active(self, tenant_id: str, active: bool) -> None:
         def work(session: Session) -> None:
-            row = session.get(models.Account, tenant_id) or models.Account(tenant_id=tenant_id)
+            row = session.get(models.Account, (tenant_id, self.mode)) or models.Account(
+                tenant_id=tenant_id, mode=self.mode
+            )
             row.active = active
             session.add(row)
 
         await self.store.run(work)
 
     def activate(self, tenant_id: str) -> None:
-        """Make the tenant ready in the background (a bot went LIVE, credentials were stored)."""
+        """Make the tenant ready in the background (a bot of this mode started, credentials were stored)."""
         self._background_task(self._activate(tenant_id), f"activate:{tenant_id}")
 
     async def _activate(self, tenant_id: str) -> None:
         try:
             await self.ensure_ready(tenant_id)
         except ExchangeError as error:
-            log.warning("account not ready yet: %s", error.message, extra={"tenant_id": tenant_id})
+            log.warning(
+                "account not ready yet: %s", error.message, extra={"tenant_id": tenant_id, "mode": self.mode}
+            )
+        except Exception as error:  # e.g. the simulator cannot open a paper account right now
+            log.warning("account not ready yet: %s", error, extra={"tenant_id": tenant_id, "mode": self.mode})
 
     async def credentials_changed(self, tenant_id: str, version: int, deleted: bool) -> None:
         self.credentials.changed(tenant_id, 0 if deleted else version)
@@ -175,7 +204,9 @@ class Accounts:
     async def start(self, concurrency: int = 16) -> None:
         """Bring every account that was active before the restart back, reconciling each first."""
         A = models.Account
-        active = await self.store.run(lambda s: list(s.exec(select(A.tenant_id).where(A.active)).all()))
+        active = await self.store.run(
+            lambda s: list(s.exec(select(A.tenant_id).where(A.active, A.mode == self.mode)).all())
+        )
         gate = asyncio.Semaphore(concurrency)
 
         async def one(tenant_id: str) -> None:

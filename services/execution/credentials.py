@@ -1,4 +1,6 @@
-"""Tenants' exchange keys, read from Vault (KV v2 `tenants/<tenant_id>/exchange`) and cached briefly.
+"""Tenants' exchange keys, read from Vault (KV v2 `tenants/<tenant_id>/exchange`) and cached briefly;
+the same cache serves paper accounts' keys (`paper/<tenant_id>/exchange`, see paper.py), which it
+provisions on first need.
 
 Only this service's Vault policy may read them. They live in memory only: never in the database,
 logs, events or errors (the key object's repr hides both values). A rotation arrives as an
@@ -13,6 +15,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.common.vault import SecretStore
 
@@ -33,21 +36,41 @@ def secret_path(tenant_id: str) -> str:
     return f"tenants/{tenant_id}/exchange"
 
 
+# Opens an account for the tenant and stores its key at the path; returns the key now stored there.
+# `replace` overwrites a key already stored (paper accounts only; see paper.py).
+Provision = Callable[[SecretStore, str, str, bool], dict[str, Any]]
+
+
 class CredentialCache:
-    def __init__(self, store: Callable[[], SecretStore] | None, ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        store: Callable[[], SecretStore] | None,
+        ttl_seconds: float,
+        *,
+        path: Callable[[str], str] = secret_path,
+        provision: Provision | None = None,
+    ) -> None:
         self._store_factory = store
+        self._path = path
+        self._provision = provision
         self._store: SecretStore | None = None
         self._ttl = ttl_seconds
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._pinned: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    def _read(self, tenant_id: str, version: int | None) -> ApiKey | None:
-        if self._store_factory is None:
-            return None
-        if self._store is None:
+    def _secrets(self) -> SecretStore | None:
+        if self._store is None and self._store_factory is not None:
             self._store = self._store_factory()
-        data = self._store.read(secret_path(tenant_id), version=version)
+        return self._store
+
+    def _read(self, tenant_id: str, version: int | None) -> ApiKey | None:
+        store = self._secrets()
+        if store is None:
+            return None
+        data = store.read(self._path(tenant_id), version=version)
+        if not data and self._provision is not None:
+            data = self._provision(store, self._path(tenant_id), tenant_id, False)
         if not data or not data.get("api_key") or not data.get("api_secret"):
             return None
         return ApiKey(str(data["api_key"]), str(data["api_secret"]), version or 0)
@@ -77,3 +100,16 @@ class CredentialCache:
             self._pinned[tenant_id] = version
         else:
             self._pinned.pop(tenant_id, None)
+
+    async def replace(self, tenant_id: str) -> ApiKey | None:
+        """Provision a new account for the tenant, replacing the stored key (a paper key the
+        simulator no longer knows, e.g. after it restarted with empty memory)."""
+        store = self._secrets()
+        if store is None or self._provision is None:
+            return None
+        self._cache.pop(tenant_id, None)
+        async with self._locks.setdefault(tenant_id, asyncio.Lock()):
+            data = await asyncio.to_thread(self._provision, store, self._path(tenant_id), tenant_id, True)
+            key = ApiKey(str(data["api_key"]), str(data["api_secret"]))
+            self._cache[tenant_id] = (time.monotonic() + self._ttl, key)
+            return key

@@ -22,6 +22,7 @@ from services.execution.budget import RequestBudget
 
 RATE_LIMIT = 10006
 SERVER_ERROR = 10016
+INVALID_KEY = 10003
 ORDER_NOT_EXISTS = 110001
 INSUFFICIENT_BALANCE = 110007
 DUPLICATE_LINK_IDS = (110072, 170141)
@@ -96,10 +97,18 @@ ENDPOINTS = {
 class Exchange:
     """Shared by all tenants: the venue, the thread pool and the budgets."""
 
-    def __init__(self, venue: BybitVenue, budget: RequestBudget, threads: int, timeout: float) -> None:
+    def __init__(
+        self,
+        venue: BybitVenue,
+        budget: RequestBudget,
+        threads: int,
+        timeout: float,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> None:
         self.venue = venue
         self.budget = budget
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="bybit")
+        # LIVE and PAPER share one pool: the threads are sized to what this process can drive.
+        self.pool = pool or ThreadPoolExecutor(threads, thread_name_prefix="bybit")
         self.timeout = timeout
         self._public = self._session(None, None)
 

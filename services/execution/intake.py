@@ -30,7 +30,6 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import context as otel_context
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
-from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import events_pb2 as ev
 from tradebot.strategy.v1 import events_pb2 as sig
 
@@ -57,6 +56,11 @@ class Unresolved(Exception):
     """The order's outcome is unknown at the deadline: do not acknowledge; the redelivery resumes."""
 
 
+class BotNotKnownYet(Exception):
+    """The signal's bot has not reached execution yet (its lifecycle event on BOTS trails the signal
+    right after StartBot): do not acknowledge; the redelivery decides again."""
+
+
 @dataclass
 class Skip:
     reason: int
@@ -71,6 +75,7 @@ class SignalIntake:
         *,
         store: Store,
         accounts: Accounts,
+        paper: Accounts | None = None,
         placer: OrderPlacer,
         instruments: InstrumentCache,
         events: Events,
@@ -78,9 +83,12 @@ class SignalIntake:
         breaker: risk.CircuitBreaker,
         rate: risk.OrderRate,
         max_signal_age: float,
+        unknown_bot_retries: int = 0,
+        unknown_bot_delay: float = 1.0,
     ) -> None:
         self.store = store
         self.accounts = accounts
+        self.paper = paper
         self.placer = placer
         self.instruments = instruments
         self.events = events
@@ -88,11 +96,14 @@ class SignalIntake:
         self.breaker = breaker
         self.rate = rate
         self.max_signal_age = max_signal_age
+        self.unknown_bot_retries = unknown_bot_retries
+        self.unknown_bot_delay = unknown_bot_delay
         self._locks: dict[str, asyncio.Lock] = {}
         self._views = store.group(lambda session, keys: read_views(session, keys, caps, convert.now()))
         # (signal id, wall time) of recent exchange acceptances: the acceptance metric and the benchmark.
         self.accepted: collections.deque[tuple[str, float]] = collections.deque(maxlen=100_000)
         self.accepted_total = 0
+        self.bot_waits = 0  # deliveries put back because the signal's bot was not known yet
 
     # -- consuming ---------------------------------------------------------------------------------
 
@@ -143,10 +154,20 @@ class SignalIntake:
                 await raw.term()
                 return
             bind_tenant(signal.tenant_id)
-            redelivered = raw.metadata.num_delivered > 1 if raw.metadata else False
+            delivered = raw.metadata.num_delivered if raw.metadata else 1
             try:
                 async with self._locks.setdefault(signal.tenant_id, asyncio.Lock()):
-                    await self.handle(signal, redelivered=redelivered)
+                    await self.handle(
+                        signal, redelivered=delivered > 1, wait_for_bot=delivered <= self.unknown_bot_retries
+                    )
+            except BotNotKnownYet:
+                log.info(
+                    "bot not known yet; signal kept for redelivery",
+                    extra={"signal_id": signal.id, "delivered": delivered},
+                )
+                self.bot_waits += 1
+                await raw.nak(delay=self.unknown_bot_delay)
+                return
             except Unresolved:
                 log.warning(
                     "order outcome unknown; signal kept for redelivery", extra={"signal_id": signal.id}
@@ -164,11 +185,13 @@ class SignalIntake:
 
     # -- one signal ---------------------------------------------------------------------------------
 
-    async def handle(self, signal: sig.Signal, *, redelivered: bool) -> None:
+    async def handle(self, signal: sig.Signal, *, redelivered: bool, wait_for_bot: bool = False) -> None:
+        """Decide and place one signal. `wait_for_bot`: raise BotNotKnownYet rather than skip when the
+        bot is unknown (the consumer does so a bounded number of deliveries)."""
         if not signal.tenant_id or not SIGNAL_ID.match(signal.id):
             log.error("malformed signal ignored", extra={"signal_id": signal.id[:40]})
             return
-        tenant = signal.tenant_id
+        tenant, mode = signal.tenant_id, _mode(signal)
         link = link_id_for_signal(signal.id)
         view = await self._view(signal)
         outcome, order = view.outcome, view.order
@@ -186,7 +209,7 @@ class SignalIntake:
         if order is not None:
             await self._resume(signal, order)
             return
-        decision = await self._decide(signal, view)
+        decision = await self._decide(signal, view, wait_for_bot)
         if isinstance(decision, Skip):
             await self._skip(signal, decision)
             return
@@ -195,13 +218,13 @@ class SignalIntake:
         except IntegrityError:
             # The exchange already reported an order with this orderLinkId (stream or reconciliation
             # stored it meanwhile): it exists, so follow it instead of placing another.
-            order = await self.store.run(lambda s: account_book.find_order(s, tenant, "", link))
+            order = await self.store.run(lambda s: account_book.find_order(s, tenant, mode, "", link))
             if order is None:
                 raise
             await self._resume(signal, order)
             return
-        self.rate.record(tenant)
-        client = await self.accounts.client(tenant)
+        self.rate.record(risk.account_key(tenant, mode))
+        client = await self._accounts(mode).client(tenant)
         if client is None:  # credentials deleted between the decision and now
             raise Unresolved()
         placement = await self.placer.place(client, decision, maybe_sent=False)
@@ -209,10 +232,11 @@ class SignalIntake:
 
     async def _resume(self, signal: sig.Signal, order: models.Order) -> None:
         """A stored order whose outcome we never recorded: find it on the exchange first."""
-        client = await self.accounts.client(signal.tenant_id)
+        client = await self._accounts(order.mode).client(signal.tenant_id)
         if client is None:
             raise Unresolved()
-        if self._stale(signal) or self.breaker.is_open(signal.tenant_id):
+        account = risk.account_key(signal.tenant_id, order.mode)
+        if self._stale(signal) or self.breaker.is_open(account):
             try:
                 found = await self.placer.lookup(client, order)
             except ExchangeError:
@@ -220,7 +244,7 @@ class SignalIntake:
             if found is not None:
                 await self._finish(signal, order, Placement(True, found))
                 return
-            if self.breaker.is_open(signal.tenant_id):
+            if self.breaker.is_open(account):
                 raise Unresolved()  # retry once the breaker lets orders through
             order.status, order.reject_reason = "Cancelled", "never sent: signal went stale"
             await self.store.run(lambda s: s.merge(order))
@@ -246,7 +270,7 @@ class SignalIntake:
                 row = mark_accepted(order.id, str(found.get("orderId", "")))(session)
                 if found.get("orderStatus"):  # adopted: the exchange's full record is at hand
                     row = account_book.apply_order(
-                        session, tenant, {**found, "category": order.category}, Changes()
+                        session, tenant, order.mode, {**found, "category": order.category}, Changes()
                     )
                 session.add(_outcome(signal, "ORDERED", row.id))
                 return row
@@ -274,6 +298,7 @@ class SignalIntake:
             category=order.category,
             symbol=order.symbol,
             details={"code": str(error.code)},
+            mode=order.mode,
         )
 
         def rejected(session: Session) -> models.Order:
@@ -321,21 +346,27 @@ class SignalIntake:
         age = time.time() - (signal.create_time.seconds + signal.create_time.nanos / 1e9)
         return age > self.max_signal_age
 
+    def _accounts(self, mode: str) -> Accounts:
+        if mode == "PAPER":
+            if self.paper is None:
+                raise Unresolved()  # not wired (in-process tests without paper): keep the signal
+            return self.paper
+        return self.accounts
+
     async def _view(self, signal: sig.Signal) -> View:
-        key = Key(signal.tenant_id, signal.bot_id, signal.id, link_id_for_signal(signal.id))
+        key = Key(signal.tenant_id, signal.bot_id, signal.id, link_id_for_signal(signal.id), _mode(signal))
         view: View = await self._views.submit(key)
         return view
 
-    async def _decide(self, signal: sig.Signal, view: View) -> models.Order | Skip:
+    async def _decide(self, signal: sig.Signal, view: View, wait_for_bot: bool) -> models.Order | Skip:
         tenant, bot_id = signal.tenant_id, signal.bot_id
         category = convert.CATEGORY_NAME.get(signal.category)
         side = convert.SIDE_NAME.get(signal.side)
         if category is None or side is None or signal.action == sig.SIGNAL_ACTION_UNSPECIFIED:
             return Skip(ev.RISK_REASON_UNSPECIFIED, "signal lacks a category, side or action")
-        if signal.mode != common.TRADING_MODE_LIVE:
-            return Skip(
-                ev.RISK_REASON_UNSPECIFIED, "paper signals are not executed by the execution service yet"
-            )
+        mode = convert.MODE_NAME.get(signal.mode)
+        if mode is None:
+            return Skip(ev.RISK_REASON_UNSPECIFIED, "signal lacks a trading mode (PAPER or LIVE)")
         if self._stale(signal):
             return Skip(
                 ev.RISK_REASON_STALE_SIGNAL,
@@ -349,20 +380,28 @@ class SignalIntake:
                 f"{first.scope} kill switch engaged: {first.reason}",
                 {"scope": first.scope},
             )
+        if bot is None and wait_for_bot and not self._stale(signal):
+            raise BotNotKnownYet()
         if bot is None or bot.tenant_id != tenant or bot.deleted:
             return Skip(ev.RISK_REASON_UNSPECIFIED, f"bot {bot_id} is unknown to the execution service")
-        if self.breaker.is_open(tenant):
+        if bot.mode != mode:  # a PAPER bot's signal must never reach a LIVE account, nor the reverse
+            return Skip(ev.RISK_REASON_UNSPECIFIED, f"bot {bot_id} trades {bot.mode}, the signal says {mode}")
+        account = risk.account_key(tenant, mode)
+        if self.breaker.is_open(account):
             return Skip(
                 ev.RISK_REASON_CIRCUIT_BREAKER,
                 "exchange errors paused this account; new orders resume after the cooldown",
             )
-        ready = self.accounts.is_ready(tenant)
+        accounts = self._accounts(mode)
+        ready = accounts.is_ready(tenant)
         try:
-            client = await self.accounts.ensure_ready(tenant)
+            client = await accounts.ensure_ready(tenant)
         except ExchangeError as error:
-            if self.breaker.failure(tenant):
+            if self.breaker.failure(account):
                 log.warning("circuit breaker tripped during reconciliation", extra={"tenant_id": tenant})
             raise Unresolved() from error
+        if client is None and mode == "PAPER":
+            raise Unresolved()  # the paper account could not be opened yet: retry, do not drop
         if client is None:
             return Skip(ev.RISK_REASON_NO_CREDENTIALS, "no exchange credentials are stored for this tenant")
         if not ready:  # reconciliation just ran: read what it corrected
@@ -370,7 +409,7 @@ class SignalIntake:
         snap = view
         limits = snap.limits
         assert limits is not None
-        sent = self.rate.count(tenant)
+        sent = self.rate.count(account)
         if sent >= limits.max_orders_per_minute:
             return Skip(
                 ev.RISK_REASON_RATE_LIMIT,
@@ -390,7 +429,7 @@ class SignalIntake:
         if signal.action == sig.SIGNAL_ACTION_EXIT:
             if not held or position is None:
                 return Skip(ev.RISK_REASON_POSITION_STATE, f"EXIT without an open {signal.symbol} position")
-            return _order(signal, category, side, held, reduce_only=True)
+            return _order(signal, category, side, held, mode, reduce_only=True)
         if signal.action == sig.SIGNAL_ACTION_ENTRY and held:
             return Skip(
                 ev.RISK_REASON_POSITION_STATE, f"ENTRY while a {signal.symbol} position of {held} is open"
@@ -450,6 +489,7 @@ class SignalIntake:
             category,
             side,
             qty,
+            mode,
             take_profit=rules.protective_price(convert.opt_dec(signal.take_profit), entry),
             stop_loss=rules.protective_price(convert.opt_dec(signal.stop_loss), entry),
         )
@@ -466,6 +506,7 @@ def _order(
     category: str,
     side: str,
     qty: Decimal,
+    mode: str,
     *,
     reduce_only: bool = False,
     take_profit: Decimal | None = None,
@@ -488,10 +529,15 @@ def _order(
         take_profit=take_profit if category == "linear" else None,
         stop_loss=stop_loss if category == "linear" else None,
         status="PendingSubmit",
-        mode="LIVE",
+        mode=mode,
         create_time=now,
         update_time=now,
     )
+
+
+def _mode(signal: sig.Signal) -> str:
+    """The account a signal trades on: PAPER or LIVE (a signal without a mode is skipped in _decide)."""
+    return convert.MODE_NAME.get(signal.mode, "LIVE")
 
 
 def _outcome(signal: sig.Signal, outcome: str, order_id: str, reason: str = "") -> models.SignalOutcome:

@@ -236,10 +236,12 @@ class Bot(Model, table=True):
 
 
 class Account(Model, table=True):
-    """A tenant's exchange account as execution tracks it: whether it trades, and reconciliation marks."""
+    """A tenant's exchange account of one mode (LIVE: their own keys; PAPER: the simulator account
+    execution provisions for them) as execution tracks it: whether it trades, reconciliation marks."""
 
     __tablename__ = "exec_account"
     tenant_id: str = Field(primary_key=True)
+    mode: str = Field(primary_key=True, default="LIVE")
     active: bool = True
     vault_version: int = 0
     last_reconcile_time: datetime | None = _ts()

@@ -22,7 +22,7 @@ from sqlalchemy import text as sql
 from services.execution import convert, models
 from services.execution.account_book import LINK_PREFIX
 from services.execution.exchange import AccountClient, ExchangeError
-from services.execution.risk import CircuitBreaker
+from services.execution.risk import CircuitBreaker, account_key
 
 log = logging.getLogger("tradebot.execution.orders")
 TIMESTAMP_ERROR = 10002
@@ -94,6 +94,7 @@ class OrderPlacer:
         `maybe_sent` is true when an earlier attempt may have reached the exchange (a redelivered
         signal, a restart): then the first step is the lookup, not a send.
         """
+        account = account_key(order.tenant_id, order.mode)
         deadline = time.monotonic() + self.deadline_seconds
         pause = 0.1
         last: ExchangeError | None = None
@@ -103,11 +104,11 @@ class OrderPlacer:
                     found = await self.lookup(client, order)
                 except ExchangeError as error:
                     last = error
-                    self._failed(order.tenant_id, error)
+                    self._failed(account, error)
                 else:
                     if found is not None:
                         self.adopted += 1
-                        self.breaker.success(order.tenant_id)
+                        self.breaker.success(account)
                         return Placement(True, found)
                     maybe_sent = False
                     continue
@@ -122,12 +123,12 @@ class OrderPlacer:
                     if error.rate_limited or error.code == TIMESTAMP_ERROR:
                         continue  # nothing executed; the budget waits for the reset time
                     if not error.unknown:
-                        self.breaker.success(order.tenant_id)  # the exchange answered: it is up
+                        self.breaker.success(account)  # the exchange answered: it is up
                         return Placement(False, None, error)
-                    self._failed(order.tenant_id, error)
+                    self._failed(account, error)
                     maybe_sent = True
                 else:
-                    self.breaker.success(order.tenant_id)
+                    self.breaker.success(account)
                     return Placement(
                         True, {"orderId": result.get("orderId", ""), "orderLinkId": order.order_link_id}
                     )
@@ -136,11 +137,11 @@ class OrderPlacer:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
 
-    def _failed(self, tenant_id: str, error: ExchangeError) -> None:
+    def _failed(self, account: str, error: ExchangeError) -> None:
         if error.rate_limited:
             return  # our own budget's business, not a sign the exchange is failing
-        if self.breaker.failure(tenant_id):
-            log.warning("circuit breaker tripped", extra={"tenant_id": tenant_id, "error": error.message})
+        if self.breaker.failure(account):
+            log.warning("circuit breaker tripped", extra={"account": account, "error": error.message})
 
 
 def mark_accepted(order_id: str, exchange_order_id: str) -> Any:

@@ -32,8 +32,8 @@ class Reconciler:
         self.store = store
         self.differences: collections.Counter[str] = collections.Counter()
 
-    async def run(self, tenant_id: str, client: AccountClient) -> Changes:
-        account = await self.store.run(lambda s: s.get(models.Account, tenant_id))
+    async def run(self, tenant_id: str, mode: str, client: AccountClient) -> Changes:
+        account = await self.store.run(lambda s: s.get(models.Account, (tenant_id, mode)))
         since = account.last_exec_time_ms if account is not None else 0
         executions: list[dict[str, Any]] = []
         for category in CATEGORIES:
@@ -47,7 +47,7 @@ class Reconciler:
         for category in CATEGORIES:
             rows = await client.pages("get_open_orders", category=category, settleCoin="USDT", limit=50)
             open_orders += [{**row, "category": category} for row in rows]
-        stale = await self.store.run(lambda s: _unsettled_orders(s, tenant_id))
+        stale = await self.store.run(lambda s: _unsettled_orders(s, tenant_id, mode))
         settled = []
         for order in stale:
             result = await client.call(
@@ -57,13 +57,14 @@ class Reconciler:
         positions = await client.pages("get_positions", category="linear", settleCoin="USDT", limit=200)
         wallet = await client.call("get_wallet_balance", accountType="UNIFIED")
         return await self.store.run(
-            lambda s: self._apply(s, tenant_id, executions, open_orders + settled, positions, wallet)
+            lambda s: self._apply(s, tenant_id, mode, executions, open_orders + settled, positions, wallet)
         )
 
     def _apply(
         self,
         session: Session,
         tenant_id: str,
+        mode: str,
         executions: list[dict[str, Any]],
         orders: list[dict[str, Any]],
         positions: list[dict[str, Any]],
@@ -78,7 +79,7 @@ class Reconciler:
             known = session.get(models.Fill, (tenant_id, str(row.get("execId", "")))) or session.get(
                 models.Funding, (tenant_id, str(row.get("execId", "")))
             )
-            account_book.apply_execution(session, tenant_id, row, changes)
+            account_book.apply_execution(session, tenant_id, mode, row, changes)
             if known is None:
                 found["missed_execution"] += (
                     1 if len(changes.fills) > before or row.get("execType") == "Funding" else 0
@@ -86,16 +87,18 @@ class Reconciler:
             last_ms = max(last_ms, int(str(row.get("execTime") or 0)))
         for row in orders:
             existing = account_book.find_order(
-                session, tenant_id, str(row.get("orderId", "")), str(row.get("orderLinkId", ""))
+                session, tenant_id, mode, str(row.get("orderId", "")), str(row.get("orderLinkId", ""))
             )
             if existing is None:
                 found["unknown_order"] += 1
             elif existing.status != row.get("orderStatus"):
                 found["order_status"] += 1
-            account_book.apply_order(session, tenant_id, row, changes)
+            account_book.apply_order(session, tenant_id, mode, row, changes)
         on_exchange = set()
         for raw in positions:
-            pos = account_book.apply_position(session, tenant_id, {**raw, "category": "linear"}, changes)
+            pos = account_book.apply_position(
+                session, tenant_id, mode, {**raw, "category": "linear"}, changes
+            )
             on_exchange.add(pos.symbol)
             if pos.size != abs(pos.book_size):
                 found["position_size"] += 1
@@ -109,6 +112,7 @@ class Reconciler:
                         bot_id=pos.bot_id,
                         category="linear",
                         symbol=pos.symbol,
+                        mode=mode,
                         details={
                             "exchange_size": convert.text(pos.size),
                             "book_size": convert.text(pos.book_size),
@@ -117,33 +121,43 @@ class Reconciler:
                 )
         P = models.Position
         for pos in session.exec(
-            select(P).where(P.tenant_id == tenant_id, P.category == "linear", P.size != 0)
+            select(P).where(P.tenant_id == tenant_id, P.mode == mode, P.category == "linear", P.size != 0)
         ):
             if pos.symbol not in on_exchange:
                 found["position_gone"] += 1
-                account_book.apply_position(session, tenant_id, {"symbol": pos.symbol, "size": "0"}, changes)
+                account_book.apply_position(
+                    session, tenant_id, mode, {"symbol": pos.symbol, "size": "0"}, changes
+                )
         for row in wallet.get("list", [])[:1]:
-            account_book.apply_wallet(session, tenant_id, row, changes)
+            account_book.apply_wallet(session, tenant_id, mode, row, changes)
         for event in changes.risk:
             session.add(event)
-        account = session.get(models.Account, tenant_id) or models.Account(tenant_id=tenant_id)
+        account = session.get(models.Account, (tenant_id, mode)) or models.Account(
+            tenant_id=tenant_id, mode=mode
+        )
         account.last_reconcile_time = convert.now()
         account.last_exec_time_ms = max(account.last_exec_time_ms, last_ms)
         session.add(account)
         for kind, count in found.items():
             if count:
                 self.differences[kind] += count
-                log.warning("reconciliation corrected %d %s", count, kind, extra={"tenant_id": tenant_id})
+                log.warning(
+                    "reconciliation corrected %d %s",
+                    count,
+                    kind,
+                    extra={"tenant_id": tenant_id, "mode": mode},
+                )
         return changes
 
 
-def _unsettled_orders(session: Session, tenant_id: str) -> list[models.Order]:
+def _unsettled_orders(session: Session, tenant_id: str, mode: str) -> list[models.Order]:
     """Orders we believe open that the exchange may have finished while we were away."""
     Ord = models.Order
     return list(
         session.exec(
             select(Ord).where(
                 Ord.tenant_id == tenant_id,
+                Ord.mode == mode,
                 Ord.exchange_order_id != "",
                 Ord.status.in_(("Created", "New", "PartiallyFilled", "Untriggered")),  # type: ignore[attr-defined]
             )
@@ -151,6 +165,6 @@ def _unsettled_orders(session: Session, tenant_id: str) -> list[models.Order]:
     )
 
 
-def last_reconcile(session: Session, tenant_id: str) -> datetime | None:
-    account = session.get(models.Account, tenant_id)
+def last_reconcile(session: Session, tenant_id: str, mode: str) -> datetime | None:
+    account = session.get(models.Account, (tenant_id, mode))
     return account.last_reconcile_time if account is not None else None

@@ -156,6 +156,11 @@ def new_event(
     )
 
 
+def account_key(tenant_id: str, mode: str) -> str:
+    """Breakers and order rates count per account: a tenant's PAPER errors never pause its LIVE orders."""
+    return tenant_id if mode == "LIVE" else f"{tenant_id}/{mode}"
+
+
 class CircuitBreaker:
     """Pauses a tenant after `threshold` exchange errors within `window` seconds, for `cooldown` seconds.
 

@@ -116,7 +116,7 @@ class AccountRpc(Base):
             )
             if wallet is not None:
                 reply.wallet.CopyFrom(convert.wallet_pb(wallet))
-            reconciled = last_reconcile(session, tenant) if mode == "LIVE" else None
+            reconciled = last_reconcile(session, tenant, mode)
             if reconciled is not None:
                 reply.last_reconcile_time.CopyFrom(convert.stamp(reconciled))
             return reply

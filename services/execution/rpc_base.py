@@ -26,6 +26,7 @@ class Deps:
     events: Events
     caps: risk.Limits
     stepup: StepUp
+    paper: Accounts | None = None  # PAPER accounts on the simulator (paper.py)
 
 
 class Base:

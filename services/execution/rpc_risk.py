@@ -158,6 +158,7 @@ class RiskRpc(Base):
             def scope(session: Session) -> tuple[list[models.Order], list[models.Position]]:
                 orders = select(Ord).where(
                     Ord.tenant_id == tenant,
+                    Ord.mode == "LIVE",
                     col(Ord.status).in_(("New", "PartiallyFilled", "Untriggered")),
                     col(Ord.external).is_(False),
                 )

@@ -87,9 +87,12 @@ class TradingRpc(Base):
             order=convert.order_pb(await self._order(tenant, **{column: getattr(request, which)}))
         )
 
-    async def _client(self, tenant: str) -> AccountClient:
+    async def _client(self, tenant: str, mode: str = "LIVE") -> AccountClient:
+        accounts = self.deps.paper if mode == "PAPER" else self.deps.accounts
+        if accounts is None:
+            raise Unavailable("paper trading is not available")
         try:
-            client = await self.deps.accounts.ensure_ready(tenant)
+            client = await accounts.ensure_ready(tenant)
         except ExchangeError as error:
             raise Unavailable(f"the exchange cannot be reached: {error.message}") from None
         if client is None:
@@ -105,7 +108,7 @@ class TradingRpc(Base):
             raise FailedPrecondition(f"the order is already {order.status}")
         if not order.exchange_order_id:
             raise FailedPrecondition("the order has not reached the exchange yet; try again in a moment")
-        client = await self._client(tenant)
+        client = await self._client(tenant, order.mode)
         try:
             await client.call(
                 "cancel_order", category=order.category, symbol=order.symbol, orderId=order.exchange_order_id
@@ -138,7 +141,7 @@ class TradingRpc(Base):
         changes = Changes()
         row = await self.deps.store.run(
             lambda s: account_book.apply_order(
-                s, order.tenant_id, {**found, "category": order.category}, changes
+                s, order.tenant_id, order.mode, {**found, "category": order.category}, changes
             )
         )
         await self.deps.events.changes(changes)
@@ -207,7 +210,7 @@ class TradingRpc(Base):
         if request.request_id and not LINK_ID.match(request.request_id):
             raise InvalidArgument("must be 1-36 characters of A-Z a-z 0-9 _ -", field="request_id")
         link = request.request_id or f"{LINK_PREFIX}close-{uuid.uuid4().hex[:24]}"
-        existing = await self.deps.store.run(lambda s: account_book.find_order(s, tenant, "", link))
+        existing = await self.deps.store.run(lambda s: account_book.find_order(s, tenant, "LIVE", "", link))
         if existing is not None:
             return pb.ClosePositionResponse(order=convert.order_pb(existing))
         position = await self.deps.store.run(lambda s: s.get(P, (tenant, category, request.symbol, "LIVE")))

@@ -1,6 +1,7 @@
 """Execution service wiring: risk checks, orders, fills, positions and PnL; the only service that trades.
 
-Which Bybit it talks to is the shared `BYBIT_ENV` setting (`services.common.bybit.BybitVenue`). The
+Which Bybit LIVE bots trade on is the shared `BYBIT_ENV` setting (`services.common.bybit.BybitVenue`);
+PAPER bots trade on accounts execution opens on the simulator at `BYBIT_SIMULATOR_URL` (paper.py). The
 service starts and answers RPCs without an exchange: reconciliation runs per tenant in the
 background and gates only that tenant's orders.
 """
@@ -19,6 +20,7 @@ from tradebot.strategy.v1 import events_pb2 as strategy_events
 from tradebot.tenants.v1 import events_pb2 as tenant_events
 
 from services.common.bus import Bus
+from services.common.bybit import BybitEnv, BybitVenue
 from services.common.db import make_engine, migrate
 from services.common.runtime import ServiceRuntime
 from services.common.settings import ServiceSettings, SettingsError
@@ -34,6 +36,7 @@ from services.execution.instruments import InstrumentCache
 from services.execution.intake import SignalIntake
 from services.execution.metrics import ExecutionMetrics
 from services.execution.orders import OrderPlacer
+from services.execution.paper import PaperAccounts, paper_secret_path
 from services.execution.reconcile import Reconciler
 from services.execution.rpc_base import Deps
 from services.execution.servicer import ExecutionServicer
@@ -67,6 +70,15 @@ class Settings(ServiceSettings):
     )
     execution_order_deadline_seconds: float = Field(
         20.0, gt=0, le=600, description="How long one attempt at a signal keeps resolving its order"
+    )
+    execution_unknown_bot_retries: int = Field(
+        30,
+        ge=0,
+        le=1000,
+        description="Deliveries of a signal whose bot is not known yet (just started) before it is skipped",
+    )
+    execution_unknown_bot_delay_seconds: float = Field(
+        1.0, gt=0, le=60, description="Wait before such a signal is delivered again"
     )
     execution_max_signal_age_seconds: float = Field(
         300.0, gt=0, description="Older signals are skipped as stale (the market has moved on)"
@@ -102,6 +114,13 @@ class Settings(ServiceSettings):
         Decimal("1000000"), gt=0, description="Platform cap: daily loss (quote coin)"
     )
     execution_cap_max_orders_per_minute: int = Field(60, ge=1, description="Platform cap: orders per minute")
+    execution_paper_balance_usdt: Decimal = Field(
+        Decimal("10000"), gt=0, description="Starting USDT balance of a tenant's paper account (simulator)"
+    )
+    execution_paper_admin_token: str = Field(
+        "",
+        description="X-Admin-Token of the simulator's admin API if it needs one (opens paper accounts)",
+    )
 
     def caps(self) -> risk.Limits:
         return risk.Limits(
@@ -121,6 +140,7 @@ class Execution:
     store: Store
     exchange: Exchange
     accounts: Accounts
+    paper: Accounts
     workers: StreamWorkers
     intake: SignalIntake
     tenant_events: TenantEvents
@@ -130,12 +150,11 @@ class Execution:
     async def start(self, bus: Bus | None) -> None:
         settings = self.settings
         self.workers.start()
-        await self.accounts.start()
-        self.tasks.append(
-            asyncio.create_task(
-                self.accounts.reconcile_forever(settings.execution_reconcile_interval_seconds)
+        for accounts in (self.accounts, self.paper):
+            await accounts.start()
+            self.tasks.append(
+                asyncio.create_task(accounts.reconcile_forever(settings.execution_reconcile_interval_seconds))
             )
-        )
         if bus is None:
             return
         durable = settings.execution_signal_durable
@@ -175,7 +194,7 @@ class Execution:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.accounts.stop(), 15.0)
+            await asyncio.wait_for(asyncio.gather(self.accounts.stop(), self.paper.stop()), 15.0)
         await self.workers.stop()
         self.exchange.close()
         self.store.close()
@@ -198,10 +217,8 @@ async def build(settings: Settings, bus: Bus | None, stepup: StepUp | None = Non
         settings.execution_order_timeout_seconds,
     )
     events = Events(bus)
-    credentials = CredentialCache(
-        (lambda: SecretStore(vault_client(settings))) if settings.vault_addr else None,
-        settings.execution_credentials_ttl_seconds,
-    )
+    secrets = (lambda: SecretStore(vault_client(settings))) if settings.vault_addr else None
+    credentials = CredentialCache(secrets, settings.execution_credentials_ttl_seconds)
     workers = StreamWorkers(store, events.changes)
     reconciler = Reconciler(store)
     accounts = Accounts(
@@ -214,6 +231,35 @@ async def build(settings: Settings, bus: Bus | None, stepup: StepUp | None = Non
         events=events,
         streams_enabled=settings.execution_account_streams,
     )
+    paper_venue = BybitVenue(BybitEnv.SIMULATOR, settings.bybit_simulator_url)
+    opener = PaperAccounts(
+        settings.bybit_simulator_url,
+        settings.execution_paper_admin_token,
+        settings.execution_paper_balance_usdt,
+        settings.execution_order_timeout_seconds,
+    )
+    paper = Accounts(
+        venue=paper_venue,
+        exchange=Exchange(
+            paper_venue,
+            RequestBudget(settings.execution_ip_requests, settings.execution_ip_window_seconds),
+            settings.execution_exchange_threads,
+            settings.execution_order_timeout_seconds,
+            pool=exchange.pool,
+        ),
+        credentials=CredentialCache(
+            secrets,
+            settings.execution_credentials_ttl_seconds,
+            path=paper_secret_path,
+            provision=opener.provision,
+        ),
+        store=store,
+        reconciler=reconciler,
+        workers=workers,
+        events=events,
+        streams_enabled=settings.execution_account_streams,
+        mode="PAPER",
+    )
     breaker = risk.CircuitBreaker(
         settings.execution_breaker_errors,
         settings.execution_breaker_window_seconds,
@@ -225,6 +271,7 @@ async def build(settings: Settings, bus: Bus | None, stepup: StepUp | None = Non
     intake = SignalIntake(
         store=store,
         accounts=accounts,
+        paper=paper,
         placer=placer,
         instruments=instruments,
         events=events,
@@ -232,17 +279,20 @@ async def build(settings: Settings, bus: Bus | None, stepup: StepUp | None = Non
         breaker=breaker,
         rate=risk.OrderRate(),
         max_signal_age=settings.execution_max_signal_age_seconds,
+        unknown_bot_retries=settings.execution_unknown_bot_retries,
+        unknown_bot_delay=settings.execution_unknown_bot_delay_seconds,
     )
     ExecutionMetrics(intake, placer, reconciler, exchange.budget, workers)
-    deps = Deps(store, accounts, placer, instruments, events, caps, stepup or StepUp())
+    deps = Deps(store, accounts, placer, instruments, events, caps, stepup or StepUp(), paper)
     return Execution(
         settings=settings,
         store=store,
         exchange=exchange,
         accounts=accounts,
+        paper=paper,
         workers=workers,
         intake=intake,
-        tenant_events=TenantEvents(store, accounts),
+        tenant_events=TenantEvents(store, accounts, paper),
         servicer=ExecutionServicer(deps),
     )
 

@@ -22,6 +22,7 @@ class Key:
     bot_id: str
     signal_id: str
     order_link_id: str
+    mode: str = "LIVE"  # the account (LIVE or PAPER) whose positions, equity and PnL count
 
 
 @dataclass
@@ -68,32 +69,37 @@ def read_views(session: Session, keys: list[Key], caps: risk.Limits, now: dateti
     limits = {
         (r.tenant_id, r.bot_id): r for r in session.exec(select(L).where(col(L.tenant_id).in_(tenants)))
     }
-    positions: dict[str, dict[tuple[str, str], models.Position]] = {}
-    for p in session.exec(select(P).where(col(P.tenant_id).in_(tenants), P.mode == "LIVE")):
-        positions.setdefault(p.tenant_id, {})[(p.category, p.symbol)] = p
+    modes = sorted({k.mode for k in keys})
+    # Keyed by (tenant, mode): a tenant's PAPER account never counts toward its LIVE limits.
+    positions: dict[tuple[str, str], dict[tuple[str, str], models.Position]] = {}
+    for p in session.exec(select(P).where(col(P.tenant_id).in_(tenants), col(P.mode).in_(modes))):
+        positions.setdefault((p.tenant_id, p.mode), {})[(p.category, p.symbol)] = p
+    params = {"tenants": tenants, "modes": modes}
     equity = {
-        row[0]: row[1]
+        (row[0], row[1]): row[2]
         for row in session.execute(
             text(
-                "select distinct on (tenant_id) tenant_id, total_equity from exec_wallet"
-                " where tenant_id = any(:tenants) and mode = 'LIVE' order by tenant_id, time desc"
+                "select distinct on (tenant_id, mode) tenant_id, mode, total_equity from exec_wallet"
+                " where tenant_id = any(:tenants) and mode = any(:modes)"
+                " order by tenant_id, mode, time desc"
             ),
-            {"tenants": tenants},
+            params,
         )
     }
     since = pnl.start_of_day(now)
-    today: dict[str, Decimal] = {}
+    today: dict[tuple[str, str], Decimal] = {}
     for sql in (
-        "select tenant_id, sum(realized_pnl - exec_fee) from exec_fill"
-        " where tenant_id = any(:tenants) and mode = 'LIVE' and exec_time >= :since group by tenant_id",
-        "select tenant_id, sum(amount) from exec_funding"
-        " where tenant_id = any(:tenants) and mode = 'LIVE' and exec_time >= :since group by tenant_id",
+        "select tenant_id, mode, sum(realized_pnl - exec_fee) from exec_fill where tenant_id = any(:tenants)"
+        " and mode = any(:modes) and exec_time >= :since group by tenant_id, mode",
+        "select tenant_id, mode, sum(amount) from exec_funding where tenant_id = any(:tenants)"
+        " and mode = any(:modes) and exec_time >= :since group by tenant_id, mode",
     ):
-        for tenant, amount in session.execute(text(sql), {"tenants": tenants, "since": since}):
-            today[tenant] = today.get(tenant, ZERO) + (amount or ZERO)
+        for tenant, mode, amount in session.execute(text(sql), {**params, "since": since}):
+            today[(tenant, mode)] = today.get((tenant, mode), ZERO) + (amount or ZERO)
     views = []
     for key in keys:
-        held = positions.get(key.tenant_id, {})
+        account = (key.tenant_id, key.mode)
+        held = positions.get(account, {})
         views.append(
             View(
                 outcome=outcomes.get((key.tenant_id, key.signal_id)),
@@ -109,8 +115,8 @@ def read_views(session: Session, keys: list[Key], caps: risk.Limits, now: dateti
                     caps, limits.get((key.tenant_id, "")), limits.get((key.tenant_id, key.bot_id))
                 ),
                 positions=held,
-                equity=equity.get(key.tenant_id),
-                today_net=today.get(key.tenant_id, ZERO),
+                equity=equity.get(account),
+                today_net=today.get(account, ZERO),
                 unrealized=sum((p.unrealized_pnl for p in held.values() if p.size), ZERO),
             )
         )

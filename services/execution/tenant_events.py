@@ -51,9 +51,10 @@ def bot_row(event: sig.BotLifecycleEvent) -> models.Bot:
 
 
 class TenantEvents:
-    def __init__(self, store: Store, accounts: Accounts) -> None:
+    def __init__(self, store: Store, accounts: Accounts, paper: Accounts | None = None) -> None:
         self.store = store
         self.accounts = accounts
+        self.paper = paper
 
     async def on_bot(self, event: sig.BotLifecycleEvent, raw: Msg | None = None) -> None:
         if not event.bot.id or not event.bot.tenant_id:
@@ -64,8 +65,13 @@ class TenantEvents:
             session.merge(row)
 
         await self.store.run(save)
-        if event.bot.mode == common.TRADING_MODE_LIVE and not event.deleted:
+        if event.deleted:
+            return
+        # Ready the bot's account before its first signal (a paper account is opened here).
+        if event.bot.mode == common.TRADING_MODE_LIVE:
             self.accounts.activate(event.bot.tenant_id)
+        elif event.bot.mode == common.TRADING_MODE_PAPER and self.paper is not None:
+            self.paper.activate(event.bot.tenant_id)
 
     async def on_credentials(self, event: tenants.ExchangeCredentialsChanged, raw: Msg | None = None) -> None:
         if not event.tenant_id:

@@ -168,7 +168,12 @@ async def _reconciled(harness: Harness, tenant_id: str) -> bool:
 
 
 def bot_event(
-    tenant: Tenant, *, capital: str, risk_per_trade: float, leverage: float = 5.0
+    tenant: Tenant,
+    *,
+    capital: str,
+    risk_per_trade: float,
+    leverage: float = 5.0,
+    mode: int = common.TRADING_MODE_LIVE,
 ) -> sig.BotLifecycleEvent:
     bot = sig.Bot(
         id=tenant.bot_id,
@@ -177,7 +182,7 @@ def bot_event(
         category=LINEAR,
         symbol=tenant.symbol,
         interval=common.INTERVAL_1_HOUR,
-        mode=common.TRADING_MODE_LIVE,
+        mode=mode,
         capital_allocation=capital,
         status=sig.BOT_STATUS_RUNNING,
     )
@@ -199,6 +204,7 @@ def make_signal(
     stop: Decimal | None = None,
     take: Decimal | None = None,
     signal_id: str | None = None,
+    mode: int = common.TRADING_MODE_LIVE,
 ) -> sig.Signal:
     created = Timestamp()
     created.GetCurrentTime()
@@ -215,7 +221,7 @@ def make_signal(
         reference_price=str(reference),
         stop_loss=str(stop) if stop is not None else "",
         take_profit=str(take) if take is not None else "",
-        mode=common.TRADING_MODE_LIVE,
+        mode=mode,
         create_time=created,
     )
 
@@ -236,8 +242,8 @@ def entry(sim: Simulator, tenant: Tenant, side: int = common.SIDE_BUY, **kw: Any
     )
 
 
-def exit_signal(sim: Simulator, tenant: Tenant, side: int = common.SIDE_SELL) -> sig.Signal:
-    return make_signal(tenant, sig.SIGNAL_ACTION_EXIT, side, reference=price(sim, tenant.symbol))
+def exit_signal(sim: Simulator, tenant: Tenant, side: int = common.SIDE_SELL, **kw: Any) -> sig.Signal:
+    return make_signal(tenant, sig.SIGNAL_ACTION_EXIT, side, reference=price(sim, tenant.symbol), **kw)
 
 
 async def publish(harness_bus: bus_module.Bus, signal: sig.Signal) -> None:

@@ -54,7 +54,7 @@ async def test_killed_between_send_and_ack_places_exactly_one_order(
 
         def reconciled() -> bool:
             with Session(engine) as session:
-                account = session.get(models.Account, tenant.tenant_id)
+                account = session.get(models.Account, (tenant.tenant_id, "LIVE"))
                 return account is not None and account.last_reconcile_time is not None
 
         await eventually(
