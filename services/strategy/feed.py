@@ -1,16 +1,22 @@
-"""Closed candles, delivered the moment JetStream has them: a durable push consumer.
+"""Closed candles, delivered the moment JetStream has them and handled in bursts: a durable push consumer
+drained in batches.
 
-The shared pull loop (`Bus.consume`) fetches in batches and, once a batch has started, waits for it to
-fill or for the pull to expire (up to a second), and acknowledges a message only when its handler has
-returned: right for throughput, wrong for a burst of candles that all close in the same instant, where
-the first symbol's signals would wait for the last symbol's candle, and every symbol for the previous
-one's publish acknowledgements. Here each candle is handled as it arrives, in stream order (the client
-runs one callback at a time); the handler may return the publication of its signals, and the candle is
-acknowledged when that completes (negatively, for a redelivery, if it fails) while the next candle is
-already being evaluated. Trace context, parsing and error handling follow the bus's (`Bus._handle`):
-the same consumer span, a message that does not parse is terminated, a handler that raises gets the
-candle again after a delay. The consumer is durable with explicit ack, so a restart resumes after the last
-acknowledged candle.
+Every symbol's candle closes in the same instant, so candles arrive as a burst. Handling them one at a
+time (parse, evaluate, publish, acknowledge, next) puts every per-message cost of the earlier symbols in
+front of the later symbols' signals. Here the server pushes candles as they arrive into the client's
+queue; the loop waits for the first, takes every candle already queued behind it (up to `MAX_BATCH`),
+and hands the lot to the handler at once, which evaluates them all and publishes all their signals
+pipelined. `MAX_BATCH` bounds a batch, so that the first symbols' signals leave while the last symbols
+of a large burst are still being evaluated. While a batch's publish acknowledgements are on their way
+the next batch is already being taken, so the batch size follows the load: one candle when they trickle
+in, up to `MAX_BATCH` when they come together. Candles of one stream stay in stream order (one
+consumer, one loop).
+
+Acknowledgement is per message: the handler returns, for each message, None (done), what is still in
+flight for it (acknowledged when that completes, negatively if it fails) or the exception it met
+(negatively acknowledged, so it comes again after a delay while the rest of the batch goes on). A
+message that does not parse is terminated: no retry can fix it. The consumer is durable with explicit
+ack, so a restart resumes after the last acknowledged candle.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import nats
@@ -26,7 +32,6 @@ from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from services.common import telemetry
@@ -34,18 +39,21 @@ from services.common.bus import Bus
 
 log = logging.getLogger("tradebot.strategy.feed")
 M = TypeVar("M", bound=Message)
-# The handler returns what is still in flight for the message (e.g. signal publication), or None.
-Handler = Callable[[M, Msg], Awaitable[Awaitable[object] | None]]
+# Per message: None (done), what is still in flight for it, or the exception it met.
+Outcome = Awaitable[object] | BaseException | None
+Handler = Callable[[Sequence[M]], Awaitable[Sequence[Outcome]]]
 ACK_WAIT_SECONDS = 30.0
 RETRY_DELAY_SECONDS = 1.0
 MAX_IN_FLIGHT = 1000
+MAX_BATCH = 25
 
 
 class PushedFeed:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self._subscription: Subscription | None = None
-        self._acks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.Task[None] | None = None
+        self._acks: set[asyncio.Future[None]] = set()
         self._tracer = telemetry.tracer("tradebot.strategy.feed")
 
     async def start(
@@ -59,51 +67,83 @@ class PushedFeed:
             max_ack_pending=MAX_IN_FLIGHT,
             filter_subject=subject,
         )
-
-        async def deliver(raw: Msg) -> None:
-            token = otel_context.attach(telemetry.extract(raw.headers))
-            try:
-                with self._tracer.start_as_current_span(
-                    f"consume {raw.subject}", kind=trace.SpanKind.CONSUMER
-                ):
-                    await self._deliver(raw, message_type, handler)
-            finally:
-                otel_context.detach(token)
-
         self._subscription = await self.bus.js.subscribe(
-            subject, durable=durable, stream=stream, config=config, manual_ack=True, cb=deliver
+            subject, durable=durable, stream=stream, config=config, manual_ack=True
         )
+        self._loop = asyncio.create_task(self._run(self._subscription, message_type, handler), name=durable)
 
-    async def _deliver(self, raw: Msg, message_type: type[M], handler: Handler[M]) -> None:
-        message = message_type()
-        try:
-            message.ParseFromString(raw.data)
-        except DecodeError:
-            log.error("undecodable message dropped", extra={"subject": raw.subject})
-            await raw.term()
+    async def _run(self, subscription: Subscription, message_type: type[M], handler: Handler[M]) -> None:
+        while True:
+            try:
+                raws = [await subscription.next_msg(timeout=None)]
+                # Already in the client's queue: taking them does not wait.
+                for _ in range(min(subscription.pending_msgs, MAX_BATCH - 1)):
+                    raws.append(await subscription.next_msg(timeout=1.0))
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except nats.errors.ConnectionClosedError:
+                return
+            try:
+                await self._deliver(raws, message_type, handler)
+            except Exception:  # never leave the consumer without its loop; unacknowledged ones come again
+                log.exception("candle batch not handled; its messages come again after the ack wait")
+                await asyncio.sleep(RETRY_DELAY_SECONDS)
+
+    async def _deliver(self, raws: list[Msg], message_type: type[M], handler: Handler[M]) -> None:
+        messages: list[M] = []
+        taken: list[Msg] = []
+        links = []
+        for raw in raws:
+            message = message_type()
+            try:
+                message.ParseFromString(raw.data)
+            except DecodeError:
+                log.error("undecodable message dropped", extra={"subject": raw.subject})
+                await raw.term()
+                continue
+            messages.append(message)
+            taken.append(raw)
+            # Each candle's trace (from marketdata) is linked to the one span of the batch.
+            context = trace.get_current_span(telemetry.extract(raw.headers)).get_span_context()
+            if context.is_valid:
+                links.append(trace.Link(context))
+        if not messages:
             return
-        try:
-            in_flight = await handler(message, raw)
-        except Exception:
-            log.exception("message handler failed; retrying", extra={"subject": raw.subject})
-            await raw.nak(delay=RETRY_DELAY_SECONDS)
-            return
-        if in_flight is None:
-            await raw.ack()
-            return
-        settled = asyncio.ensure_future(in_flight)
-        settled.add_done_callback(lambda done: self._settle(raw, done))
+        with self._tracer.start_as_current_span(
+            "consume candles", kind=trace.SpanKind.CONSUMER, links=links, attributes={"batch": len(taken)}
+        ):
+            try:
+                outcomes = await handler(messages)
+            except Exception as error:
+                log.exception("batch handler failed; its messages come again")
+                outcomes = [error] * len(taken)
+        for raw, outcome in zip(taken, outcomes, strict=True):
+            if outcome is None:
+                self._track(raw.ack())
+            elif isinstance(outcome, BaseException):
+                self._track(raw.nak(delay=RETRY_DELAY_SECONDS))
+            else:
+                settled = asyncio.ensure_future(outcome)
+                settled.add_done_callback(lambda done, raw=raw: self._settle(raw, done))  # type: ignore[misc]
 
     def _settle(self, raw: Msg, done: asyncio.Future[object]) -> None:
         failed = done.cancelled() or done.exception() is not None
         if failed:
             log.error("work for a message failed; it comes again", extra={"subject": raw.subject})
-        task = asyncio.ensure_future(raw.nak(delay=RETRY_DELAY_SECONDS) if failed else raw.ack())
+        self._track(raw.nak(delay=RETRY_DELAY_SECONDS) if failed else raw.ack())
+
+    def _track(self, ack: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(ack)
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
 
     async def stop(self) -> None:
         """Stop taking messages; unacknowledged ones go to the next consumer after the ack wait."""
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None
         if self._subscription is not None:
             with contextlib.suppress(nats.errors.Error):
                 await self._subscription.unsubscribe()

@@ -103,7 +103,7 @@ async def setup(runtime: ServiceRuntime) -> None:
         settings.strategy_candle_durable,
         "md.candle.>",
         md_events.CandleClosed,
-        engine.on_candle,
+        engine.on_candles,
     )
     supervise(
         lambda: bus.consume(
