@@ -15,9 +15,9 @@ import hvac
 from tradebot.tenants.v1 import events_pb2
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 
-from services.common.context import Role
+from services.common.context import Role, current_principal
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from services.tenants import convert, credentials, events
+from services.tenants import convert, credentials, events, validate
 from services.tenants.core import Caller, CallInfo, Core, blocking
 from services.tenants.models import ExchangeCredentials
 
@@ -153,6 +153,13 @@ class CredentialRpcs(Core):
     ) -> pb.GetExchangeCredentialsStatusResponse:
         # `revalidate` returns the stored result: this service can write the secret but never read it
         # back (Vault policy), so only execution, which reads it, can re-check a stored key.
+        principal = current_principal()
+        if principal is not None and principal.role is Role.SERVICE:
+            # A platform service asking for a tenant (strategy, before it starts a LIVE bot).
+            tenant_id = validate.object_id(request.tenant_id, "tenant_id")
+            with self.db.tenant(tenant_id) as session:
+                row = session.get(ExchangeCredentials, tenant_id)
+                return pb.GetExchangeCredentialsStatusResponse(status=convert.credentials(row))
         with self.db.tenant(self.own_tenant()) as session:
             caller = self.caller(session, call)
             caller.require(Role.OWNER, Role.TRADER, Role.VIEWER)
