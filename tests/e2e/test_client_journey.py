@@ -1,0 +1,254 @@
+"""A client's whole journey over the real gRPC APIs, every service a real process, the exchange the
+Bybit simulator replaying real SOLUSDT hours.
+
+The platform admin invites a client as the owner of a new tenant; the client signs up, enrols 2FA,
+stores the keys of a simulator account, creates a live bot from a built-in template and starts it. The
+market then moves until the bot's first signal is an order filled on the exchange; the position and
+its PnL appear. The client stops the bot, closes the position by hand, and exports their data. The audit
+trail holds each step and its hash chain verifies; the invariant checker finds our records and the
+exchange's ground truth in agreement.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pytest
+from tradebot.common.v1 import common_pb2 as common
+from tradebot.execution.v1 import events_pb2 as ee
+from tradebot.execution.v1 import execution_service_pb2 as ex
+from tradebot.strategy.v1 import events_pb2 as se
+from tradebot.strategy.v1 import strategy_service_pb2 as sp
+from tradebot.tenants.v1 import tenants_service_pb2 as tp
+
+from tests.e2e.conftest import PASSWORD, Person, Stack
+from tests.helpers.invariants import ExchangeAccount, settled
+
+LIVE = common.TRADING_MODE_LIVE
+# Seconds of wall time per replayed hourly candle while the journey waits for a signal: fast, yet slow
+# enough that the market is paused again within the candle after the signal (before a stop-loss or
+# take-profit could close the new position).
+FAST_SECONDS_PER_CANDLE = 0.5
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], within: float, what: str, every: float = 0.5) -> T:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+
+
+def metric(stack: Stack, service: str, name: str) -> float | None:
+    port = stack.services[service].ready_info()["metrics_port"]
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def new_client(stack: Stack, label: str) -> Person:
+    """The admin invites a client as the first OWNER of a new tenant; the client signs up."""
+    email = f"{label}-{uuid.uuid4().hex[:8]}@example.com"
+    invite = stack.tenants.CreateInvite(
+        tp.CreateInviteRequest(email=email, new_tenant=True), metadata=stack.admin.meta, timeout=30
+    )
+    assert invite.invite.new_tenant and invite.invite_token
+    client = stack.sign_up(stack.invite_token(email), email, tenant_name=f"{label} {uuid.uuid4().hex[:4]}")
+    assert stack.tenants.GetMe(tp.GetMeRequest(), metadata=client.meta).user.role == tp.ROLE_OWNER
+    return client
+
+
+def enrol_2fa(stack: Stack, client: Person) -> None:
+    enrol = stack.tenants.EnrollTotp(tp.EnrollTotpRequest(), metadata=client.meta, timeout=30)
+    client.totp_secret = enrol.secret
+    confirmed = stack.tenants.ConfirmTotp(
+        tp.ConfirmTotpRequest(code=client.fresh_code()), metadata=client.meta
+    )
+    assert confirmed.recovery_codes
+    # From now on signing in needs the code.
+    first = stack.tenants.Login(tp.LoginRequest(email=client.email, password=PASSWORD))
+    assert first.totp_required and not first.tokens.access_token
+    again = stack.tenants.Login(
+        tp.LoginRequest(email=client.email, password=PASSWORD, totp_code=client.fresh_code())
+    )
+    client.tokens = again.tokens
+
+
+def run_market_until(stack: Stack, done: Callable[[], Any], within: float, what: str) -> Any:
+    """Replay candles fast until `done` holds, then pause the market again."""
+    stack.clock(action="speed", seconds_per_candle=FAST_SECONDS_PER_CANDLE)
+    stack.clock(action="resume")
+    try:
+        return eventually(done, within, what, every=0.1)
+    finally:
+        stack.clock(action="pause")
+
+
+def test_a_client_journey_from_invitation_to_export(stack: Stack) -> None:
+    client = new_client(stack, "journey")
+    enrol_2fa(stack, client)
+
+    # Exchange keys: a simulator account, checked by tenants against the exchange and kept in Vault.
+    account = stack.simulator.admin("accounts", {"balances": {"USDT": "100000"}, "note": "journey"})
+    stored = stack.tenants.PutExchangeCredentials(
+        tp.PutExchangeCredentialsRequest(
+            api_key=account["apiKey"],
+            api_secret=account["apiSecret"],
+            environment=tp.EXCHANGE_ENVIRONMENT_DEMO,
+            totp_code=client.fresh_code(),
+        ),
+        metadata=client.meta,
+        timeout=60,
+    ).status
+    assert stored.present and stored.validation == tp.CREDENTIALS_VALIDATION_VALID
+    assert (
+        stored.masked_api_key.endswith(account["apiKey"][-4:])
+        and account["apiKey"] not in stored.masked_api_key
+    )
+
+    # A live bot from a built-in template.
+    strategies = stack.strategy.ListStrategies(sp.ListStrategiesRequest(), metadata=client.meta).strategies
+    ppp = next(s for s in strategies if s.id == "ppp_vishva")
+    assert {"conservative", "moderate", "aggressive"} <= {t.name for t in ppp.templates}
+    bot = stack.strategy.CreateBot(
+        sp.CreateBotRequest(
+            name="journey-bot",
+            strategy_id="ppp_vishva",
+            template="aggressive",
+            category=common.CATEGORY_LINEAR,
+            symbol="SOLUSDT",
+            interval=common.INTERVAL_1_HOUR,
+            mode=LIVE,
+            capital_allocation="10000",
+            request_id=str(uuid.uuid4()),
+        ),
+        metadata=client.meta,
+        timeout=30,
+    ).bot
+    assert bot.status == se.BOT_STATUS_CREATED and bot.template == "aggressive"
+    started = stack.strategy.StartBot(
+        sp.StartBotRequest(bot_id=bot.id, totp_code=client.fresh_code()), metadata=client.meta, timeout=30
+    ).bot
+    assert started.status == se.BOT_STATUS_RUNNING
+    eventually(
+        lambda: (metric(stack, "strategy", "strategy_bots_running") or 0) >= 1, 60, "the bot warmed up"
+    )
+
+    # Candles flow until a signal fires; its order is filled on the exchange.
+    def signalled() -> list[Any] | None:
+        reply = stack.strategy.ListSignals(sp.ListSignalsRequest(bot_id=bot.id), metadata=client.meta)
+        return list(reply.signals) or None
+
+    signals = run_market_until(stack, signalled, 180, "the bot's first signal")
+    assert [s.action for s in signals] == [se.SIGNAL_ACTION_ENTRY]
+
+    def filled() -> list[Any] | None:
+        fills = stack.execution.ListFills(ex.ListFillsRequest(bot_id=bot.id, mode=LIVE), metadata=client.meta)
+        return list(fills.fills) or None
+
+    fills = eventually(filled, 60, "the fill of the signal's order")
+
+    def entry_filled() -> Any:
+        reply = stack.execution.ListOrders(
+            ex.ListOrdersRequest(bot_id=bot.id, mode=LIVE), metadata=client.meta
+        )
+        return next((o for o in reply.orders if o.status == ee.ORDER_STATUS_FILLED), None)
+
+    entry = eventually(entry_filled, 60, "the order filled")
+    assert entry.signal_id == signals[0].id and {f.order_id for f in fills} == {entry.id}
+    exchange_orders = stack.simulator.admin(f"accounts/{account['uid']}/orders")["orders"]
+    assert entry.exchange_order_id in {o["orderId"] for o in exchange_orders}
+
+    # The position and its PnL appear.
+    def position() -> Any:
+        reply = stack.execution.ListPositions(ex.ListPositionsRequest(mode=LIVE), metadata=client.meta)
+        return next((p for p in reply.positions if p.symbol == "SOLUSDT" and Decimal(p.size or "0")), None)
+
+    held = eventually(position, 60, "the open position")
+    filled_qty = sum(Decimal(f.exec_qty) for f in fills)
+    assert Decimal(held.size) == filled_qty and held.side == entry.side
+    pnl = stack.execution.GetPnL(ex.GetPnLRequest(bot_id=bot.id, mode=LIVE), metadata=client.meta)
+    assert Decimal(pnl.fees) == sum(Decimal(f.exec_fee) for f in fills) > 0
+
+    # The client stops the bot and closes its position by hand.
+    stopped = stack.strategy.StopBot(
+        sp.StopBotRequest(bot_id=bot.id, reason="journey over"), metadata=client.meta, timeout=30
+    ).bot
+    assert stopped.status == se.BOT_STATUS_STOPPED
+    closing = stack.execution.ClosePosition(
+        ex.ClosePositionRequest(
+            category=common.CATEGORY_LINEAR, symbol="SOLUSDT", mode=LIVE, reason="journey over"
+        ),
+        metadata=client.meta,
+        timeout=30,
+    ).order
+    assert closing.reduce_only and not closing.signal_id
+    eventually(lambda: position() is None, 60, "the position closed")
+    pnl = stack.execution.GetPnL(ex.GetPnLRequest(bot_id=bot.id, mode=LIVE), metadata=client.meta)
+    assert Decimal(pnl.realized_pnl) != 0 and Decimal(pnl.unrealized_pnl or "0") == 0
+
+    # The client exports their data: everything of the journey, no secret.
+    export = stack.tenants.ExportTenantData(
+        tp.ExportTenantDataRequest(totp_code=client.fresh_code()), metadata=client.meta, timeout=60
+    )
+    text = export.json_document.decode()
+    document = json.loads(text)
+    assert account["apiSecret"] not in text and PASSWORD not in text and client.totp_secret not in text
+    assert [b["id"] for b in document["strategy"]["bots"]] == [bot.id]
+    assert {s["id"] for s in document["strategy"]["signals"]} == {s.id for s in signals}
+    assert {o["id"] for o in document["execution"]["order"]} >= {entry.id, closing.id}
+    assert {f["exec_id"] for f in document["execution"]["fill"]} >= {f.exec_id for f in fills}
+
+    # The audit trail records the journey, and its hash chain verifies.
+    events = stack.tenants.ListAuditEvents(
+        tp.ListAuditEventsRequest(page_size=1000), metadata=client.meta
+    ).events
+    actions = [e.action for e in reversed(events)]
+    for action in ("user.signup", "user.totp.enable", "credentials.put", "tenant.export"):
+        assert action in actions, f"{action} missing from the audit trail {actions}"
+    assert actions.index("user.signup") < actions.index("credentials.put") < actions.index("tenant.export")
+    verified = stack.tenants.VerifyAuditChain(tp.VerifyAuditChainRequest(), metadata=client.meta)
+    assert verified.valid and verified.checked_count == len(events), verified.message
+
+    # Our records and the exchange's ground truth agree.
+    me = stack.tenants.GetMe(tp.GetMeRequest(), metadata=client.meta)
+    assert settled(stack.sources, [ExchangeAccount(me.tenant.id, int(account["uid"]))]) == []
+
+
+@pytest.mark.xfail(
+    strict=True, reason="strategy does not record bot.start and bot.stop in the audit trail yet"
+)
+def test_bot_start_and_stop_are_in_the_audit_trail(stack: Stack) -> None:
+    client = new_client(stack, "audited")
+    bot = stack.strategy.CreateBot(
+        sp.CreateBotRequest(
+            name="audited-bot",
+            strategy_id="ppp_vishva",
+            category=common.CATEGORY_LINEAR,
+            symbol="SOLUSDT",
+            interval=common.INTERVAL_1_HOUR,
+            mode=common.TRADING_MODE_PAPER,
+            capital_allocation="1000",
+        ),
+        metadata=client.meta,
+    ).bot
+    stack.strategy.StartBot(sp.StartBotRequest(bot_id=bot.id), metadata=client.meta)
+    stack.strategy.StopBot(sp.StopBotRequest(bot_id=bot.id, reason="checked"), metadata=client.meta)
+
+    def audited() -> list[str] | None:
+        events = stack.tenants.ListAuditEvents(tp.ListAuditEventsRequest(action="bot."), metadata=client.meta)
+        found = sorted(e.action for e in events.events if e.target_id == bot.id)
+        return found if found == ["bot.start", "bot.stop"] else None
+
+    eventually(audited, 20, "bot.start and bot.stop of the bot in the audit trail")
