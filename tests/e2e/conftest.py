@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import message_from_bytes
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pyotp
 import pytest
+from tradebot.common.v1 import common_pb2 as common
+from tradebot.execution.v1 import execution_service_pb2 as ex
 from tradebot.execution.v1 import execution_service_pb2_grpc as ex_rpc
+from tradebot.marketdata.v1 import marketdata_service_pb2 as md
+from tradebot.marketdata.v1 import marketdata_service_pb2_grpc as md_rpc
+from tradebot.strategy.v1 import strategy_service_pb2 as sp
 from tradebot.strategy.v1 import strategy_service_pb2_grpc as sp_rpc
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
 from tradebot.tenants.v1 import tenants_service_pb2_grpc as tp_rpc
@@ -30,6 +35,17 @@ from tests.helpers.invariants import Sources
 
 PASSWORD = "Correct-Horse-42!"
 TOTP_STEP = 30
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], within: float, what: str, every: float = 0.5) -> T:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
 
 
 @dataclass
@@ -99,6 +115,17 @@ class Stack:
         )
         return Person(email, reply.tokens)
 
+    def new_client(self, label: str) -> Person:
+        """The admin invites a client as the first OWNER of a new tenant; the client signs up."""
+        email = f"{label}-{uuid.uuid4().hex[:8]}@example.com"
+        invite = self.tenants.CreateInvite(
+            tp.CreateInviteRequest(email=email, new_tenant=True), metadata=self.admin.meta, timeout=30
+        )
+        assert invite.invite.new_tenant and invite.invite_token
+        client = self.sign_up(self.invite_token(email), email, tenant_name=f"{label} {uuid.uuid4().hex[:4]}")
+        assert self.tenants.GetMe(tp.GetMeRequest(), metadata=client.meta).user.role == tp.ROLE_OWNER
+        return client
+
     def clock(self, **body: Any) -> dict[str, Any]:
         return self.simulator.admin("clock", body or None)
 
@@ -148,6 +175,7 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         )
         running = Stack(services, simulator, outbox, sources, Person(admin_email, tp.AuthTokens()), channels)
         running.admin = running.sign_up(running.invite_token(admin_email), admin_email, "Platform")
+        eventually(lambda: _verifies_tokens(running), 60, "every service to verify access tokens")
         yield running
     finally:
         for channel in channels.values():
@@ -156,6 +184,26 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
             service.stop()
         simulator.stop()
         nats.stop()
+
+
+def _verifies_tokens(stack: Stack) -> bool:
+    """Health says a service serves, not that it can reach tenants for the token keys yet: a service
+    that asked while tenants was still starting waits out gRPC's reconnect backoff."""
+    calls: list[Callable[[], object]] = [
+        lambda: md_rpc.MarketDataServiceStub(stack.channels["marketdata"]).ListInstruments(
+            md.ListInstrumentsRequest(category=common.CATEGORY_LINEAR), metadata=stack.admin.meta, timeout=10
+        ),
+        lambda: stack.strategy.ListBots(sp.ListBotsRequest(), metadata=stack.admin.meta, timeout=10),
+        lambda: stack.execution.ListOrders(ex.ListOrdersRequest(), metadata=stack.admin.meta, timeout=10),
+    ]
+    try:
+        for call in calls:
+            call()
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            return False
+        raise
+    return True
 
 
 def _wait_healthy(services: dict[str, ServiceProcess], logs: Path, timeout: float = 120.0) -> None:

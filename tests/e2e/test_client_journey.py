@@ -12,12 +12,11 @@ exchange's ground truth in agreement.
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from tradebot.common.v1 import common_pb2 as common
@@ -27,7 +26,7 @@ from tradebot.strategy.v1 import events_pb2 as se
 from tradebot.strategy.v1 import strategy_service_pb2 as sp
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
 
-from tests.e2e.conftest import PASSWORD, Person, Stack
+from tests.e2e.conftest import PASSWORD, Person, Stack, eventually
 from tests.helpers.invariants import ExchangeAccount, settled
 
 LIVE = common.TRADING_MODE_LIVE
@@ -35,17 +34,6 @@ LIVE = common.TRADING_MODE_LIVE
 # enough that the market is paused again within the candle after the signal (before a stop-loss or
 # take-profit could close the new position).
 FAST_SECONDS_PER_CANDLE = 0.5
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], within: float, what: str, every: float = 0.5) -> T:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(every)
-    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
 
 
 def metric(stack: Stack, service: str, name: str) -> float | None:
@@ -55,18 +43,6 @@ def metric(stack: Stack, service: str, name: str) -> float | None:
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return None
-
-
-def new_client(stack: Stack, label: str) -> Person:
-    """The admin invites a client as the first OWNER of a new tenant; the client signs up."""
-    email = f"{label}-{uuid.uuid4().hex[:8]}@example.com"
-    invite = stack.tenants.CreateInvite(
-        tp.CreateInviteRequest(email=email, new_tenant=True), metadata=stack.admin.meta, timeout=30
-    )
-    assert invite.invite.new_tenant and invite.invite_token
-    client = stack.sign_up(stack.invite_token(email), email, tenant_name=f"{label} {uuid.uuid4().hex[:4]}")
-    assert stack.tenants.GetMe(tp.GetMeRequest(), metadata=client.meta).user.role == tp.ROLE_OWNER
-    return client
 
 
 def enrol_2fa(stack: Stack, client: Person) -> None:
@@ -96,7 +72,7 @@ def run_market_until(stack: Stack, done: Callable[[], Any], within: float, what:
 
 
 def test_a_client_journey_from_invitation_to_export(stack: Stack) -> None:
-    client = new_client(stack, "journey")
+    client = stack.new_client("journey")
     enrol_2fa(stack, client)
 
     # Exchange keys: a simulator account, checked by tenants against the exchange and kept in Vault.
@@ -230,7 +206,7 @@ def test_a_client_journey_from_invitation_to_export(stack: Stack) -> None:
     strict=True, reason="strategy does not record bot.start and bot.stop in the audit trail yet"
 )
 def test_bot_start_and_stop_are_in_the_audit_trail(stack: Stack) -> None:
-    client = new_client(stack, "audited")
+    client = stack.new_client("audited")
     bot = stack.strategy.CreateBot(
         sp.CreateBotRequest(
             name="audited-bot",
