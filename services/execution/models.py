@@ -40,6 +40,8 @@ class Order(Model, table=True):
     """One order on the tenant's account; written as PENDING_SUBMIT before it is ever sent."""
 
     __tablename__ = "exec_order"
+    # Open orders are counted per (tenant, mode) on every account summary (migration 0003).
+    __table_args__ = (sa.Index("exec_order_tenant_mode_status", "tenant_id", "mode", "status"),)
     id: str = Field(primary_key=True)
     tenant_id: str = Field(index=True)
     bot_id: str = ""
