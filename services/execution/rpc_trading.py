@@ -12,7 +12,7 @@ from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import execution_service_pb2 as pb
 
 from services.common import paging
-from services.common.context import Role
+from services.common.context import Role, current_principal
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.execution import account_book, convert, models
 from services.execution.account_book import Changes
@@ -177,7 +177,14 @@ class TradingRpc(Base):
         )
 
     async def ListPositions(self, request: pb.ListPositionsRequest, context: Any) -> pb.ListPositionsResponse:
-        tenant = self.caller().tenant_id
+        principal = current_principal()
+        if principal is not None and principal.role is Role.SERVICE:
+            # A platform service asking for a tenant (strategy, to close a stopped bot's position).
+            if not request.tenant_id:
+                raise InvalidArgument("name the tenant a service asks for", field="tenant_id")
+            tenant = request.tenant_id
+        else:
+            tenant = self.caller().tenant_id
         size = paging.page_size(request.page_size, default=100, maximum=500)
         start = paging.offset(request)
 
