@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from services.common.context import ROLE_RANK, Principal, Role, current_principa
 from services.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
 from services.common.vault import SecretStore
 from services.tenants import audit, convert, events, totp
+from services.tenants.data_partners import DataPartners
 from services.tenants.lockout import UnknownEmails
 from services.tenants.mailer import Mailer
 from services.tenants.models import ApiToken, TenantSettings, User
@@ -47,6 +48,7 @@ class Deps:
     venue: BybitVenue
     bus: Bus | None
     unknown_emails: UnknownEmails
+    partners: DataPartners = field(default_factory=lambda: DataPartners(None))
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,12 @@ def reject_nul(message: Message, prefix: str = "") -> None:
                 reject_nul(value, f"{name}.")
 
 
-def blocking(fn: Callable[[Any, Any, CallInfo], T]) -> Callable[[Any, Any, grpc.aio.ServicerContext], Any]:
-    """Run a handler in a worker thread and publish the events its committed transactions queued."""
+def blocking(fn: Callable[..., T]) -> Callable[..., Any]:
+    """Run a handler in a worker thread and publish the events its committed transactions queued.
+    Arguments after the context are passed on (a step of an RPC that also awaits other services)."""
 
     @functools.wraps(fn)
-    async def rpc(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+    async def rpc(self: Any, request: Any, context: grpc.aio.ServicerContext, *args: Any) -> T:
         span = trace.get_current_span().get_span_context()
         call = CallInfo(
             method=fn.__name__,
@@ -139,7 +142,7 @@ def blocking(fn: Callable[[Any, Any, CallInfo], T]) -> Callable[[Any, Any, grpc.
         reject_nul(request)
         outbox, token = events.open_outbox()
         try:
-            return await asyncio.to_thread(fn, self, request, call)
+            return await asyncio.to_thread(fn, self, request, call, *args)
         except DataError:
             # A value PostgreSQL cannot hold (e.g. a number out of range) that a check did not catch.
             raise InvalidArgument("a field holds a value out of the range this service stores") from None

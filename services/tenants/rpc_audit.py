@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
 import sqlalchemy as sa
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
@@ -33,9 +34,9 @@ from services.tenants.models import (
 from services.tenants.rpc_credentials import CredentialRpcs
 
 ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-EXPORT_SCHEMA_VERSION = 1
-# Deleted data is gone at once (the audit trail stays as the legal record of what happened).
-NOT_EXPORTED = "bots, signals, orders and fills are held by the strategy and execution services"
+# 2: strategy's and execution's data are members "strategy" and "execution" of the document.
+EXPORT_SCHEMA_VERSION = 2
+NOT_DEPLOYED = "services not part of this deployment, so nothing of theirs is held: "
 
 
 class AuditRpcs(CredentialRpcs):
@@ -164,25 +165,46 @@ class AuditRpcs(CredentialRpcs):
                 events.queue(session, f"audit.{tenant_id}", convert.audit_event(entry), entry.id)
             return pb.RecordAuditEventResponse(event=convert.audit_event(entry))
 
-    @blocking
-    def ExportTenantData(
-        self, request: pb.ExportTenantDataRequest, call: CallInfo
+    async def ExportTenantData(
+        self, request: pb.ExportTenantDataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExportTenantDataResponse:
+        """Tenants' own data, then strategy's and execution's; recorded in the audit trail once whole.
+        Step-up is committed first, so a code cannot be reused whether or not the rest succeeds."""
+        tenant_id, document = await self._export_own(request, context)
+        document.update(await self.deps.partners.export(tenant_id))
+        if self.deps.partners.not_deployed:
+            document["not_included"] = NOT_DEPLOYED + ", ".join(self.deps.partners.not_deployed)
+        now = datetime.now(UTC)
+        document["export_time"] = now.isoformat()
+        body = json.dumps(document, sort_keys=True, default=str).encode()
+        await self._record_export(request, context, sorted(document))
+        return pb.ExportTenantDataResponse(json_document=body, export_time=convert.ts(now))
+
+    @blocking
+    def _export_own(self, request: pb.ExportTenantDataRequest, call: CallInfo) -> tuple[str, dict[str, Any]]:
         with self.db.tenant(self.own_tenant()) as session:
             caller = self.caller(session, call)
             caller.require(Role.OWNER)
             self.step_up(session, caller.user, request.totp_code)
-            document = self._export(session, caller.tenant_id)
-            self.record(session, caller.tenant_id, "tenant.export", caller=caller, target_type="tenant")
-            now = datetime.now(UTC)
-            document["export_time"] = now.isoformat()
-            body = json.dumps(document, sort_keys=True, default=str).encode()
-            return pb.ExportTenantDataResponse(json_document=body, export_time=convert.ts(now))
+            return caller.tenant_id, self._export(session, caller.tenant_id)
+
+    @blocking
+    def _record_export(self, request: pb.ExportTenantDataRequest, call: CallInfo, parts: list[str]) -> None:
+        with self.db.tenant(self.own_tenant()) as session:
+            caller = self.caller(session, call)
+            self.record(
+                session,
+                caller.tenant_id,
+                "tenant.export",
+                caller=caller,
+                target_type="tenant",
+                details={"parts": ", ".join(parts)},
+            )
 
     @staticmethod
     def _export(session: Session, tenant_id: str) -> dict[str, Any]:
-        """Everything held about the tenant, through the same converters as the API (no hashes, no
-        TOTP ciphertext, no Vault paths, no token values)."""
+        """Everything the tenants service holds about the tenant, through the same converters as the
+        API (no hashes, no TOTP ciphertext, no Vault paths, no token values)."""
         from google.protobuf.json_format import MessageToDict
 
         def plain(message: Any) -> dict[str, Any]:
@@ -209,24 +231,56 @@ class AuditRpcs(CredentialRpcs):
                 plain(convert.audit_event(e))
                 for e in session.exec(select(AuditEntry).order_by(col(AuditEntry.sequence)))
             ],
-            "not_included": NOT_EXPORTED,
         }
 
+    async def DeleteTenant(
+        self, request: pb.DeleteTenantRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteTenantResponse:
+        """Checks and step-up; then strategy and execution remove their data (stopping the tenant's
+        bots, dropping execution's cached keys and streams); only once both confirmed does tenants
+        destroy the Vault secret and its own rows and append `tenant.delete`. A failure on the way
+        leaves the tenant in place, and calling again finishes the job (every step is idempotent)."""
+        tenant_id = await self._delete_checked(request, context)
+        removed = await self.deps.partners.delete(tenant_id)
+        response: pb.DeleteTenantResponse = await self._delete_own(request, context, tenant_id, removed)
+        return response
+
+    def _deleting(self, session: Session, request: pb.DeleteTenantRequest, caller: Caller) -> Tenant:
+        """The tenant the caller may delete, locked; raises naming why not."""
+        tenant_id = self._target_tenant(caller, request.tenant_id)
+        if caller.role is Role.ADMIN and tenant_id == caller.tenant_id:
+            raise PermissionDenied("the platform's own organisation cannot be deleted this way")
+        self.db.switch(session, tenant_id)
+        tenant = session.get(Tenant, tenant_id, with_for_update=True)
+        if tenant is None or tenant.purge_time is not None:
+            raise NotFound("no such tenant")
+        if request.confirm_tenant_name != tenant.name:
+            raise InvalidArgument("must be the organisation's exact name", field="confirm_tenant_name")
+        return tenant
+
     @blocking
-    def DeleteTenant(self, request: pb.DeleteTenantRequest, call: CallInfo) -> pb.DeleteTenantResponse:
+    def _delete_checked(self, request: pb.DeleteTenantRequest, call: CallInfo) -> str:
         with self.db.tenant(self.own_tenant()) as session:
             caller = self.caller(session, call)
             caller.require(Role.OWNER, Role.ADMIN)
             tenant_id = self._target_tenant(caller, request.tenant_id)
-            if caller.role is Role.ADMIN and tenant_id == caller.tenant_id:
-                raise PermissionDenied("the platform's own organisation cannot be deleted this way")
             self.step_up(session, caller.user, request.totp_code)
-            self.db.switch(session, tenant_id)
-            tenant = session.get(Tenant, tenant_id, with_for_update=True)
-            if tenant is None or tenant.purge_time is not None:
-                raise NotFound("no such tenant")
-            if request.confirm_tenant_name != tenant.name:
-                raise InvalidArgument("must be the organisation's exact name", field="confirm_tenant_name")
+            session.flush()  # the step-up's use of the code is written before switching tenants
+            self._deleting(session, request, caller)
+            return tenant_id
+
+    @blocking
+    def _delete_own(
+        self,
+        request: pb.DeleteTenantRequest,
+        call: CallInfo,
+        tenant_id: str,
+        removed: dict[str, dict[str, int]],
+    ) -> pb.DeleteTenantResponse:
+        with self.db.tenant(self.own_tenant()) as session:
+            caller = self.caller(session, call)
+            caller.require(Role.OWNER, Role.ADMIN)
+            tenant = self._deleting(session, request, caller)
             self.destroy_secret(tenant_id)
             for model in (
                 RefreshToken,
@@ -241,13 +295,11 @@ class AuditRpcs(CredentialRpcs):
             now = datetime.now(UTC)
             tenant.purge_time = now
             session.add(tenant)
+            details = {"removed": "users, sessions, API tokens, invites, settings, templates, credentials"}
+            for service, counts in removed.items():
+                details[service] = ", ".join(f"{kind} {count}" for kind, count in sorted(counts.items()))
             self.record(
-                session,
-                tenant_id,
-                "tenant.delete",
-                caller=caller,
-                target_type="tenant",
-                details={"removed": "users, sessions, API tokens, invites, settings, templates, credentials"},
+                session, tenant_id, "tenant.delete", caller=caller, target_type="tenant", details=details
             )
             events.queue(
                 session, *events.credentials_changed(tenant_id, events_pb2.CREDENTIALS_CHANGE_DELETED, 0)

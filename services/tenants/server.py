@@ -22,6 +22,7 @@ from services.common.signing import USER_KEY, TransitSigner, is_signing_key
 from services.common.vault import SecretStore, vault_client
 from services.tenants.bootstrap import invite_first_admin
 from services.tenants.core import Deps
+from services.tenants.data_partners import DataPartners, Metadata
 from services.tenants.lockout import UnknownEmails
 from services.tenants.mailer import Mailer
 from services.tenants.rls import Database
@@ -50,6 +51,12 @@ class Settings(ServiceSettings):
     invite_link_base: str = Field(
         "http://127.0.0.1:8501/?invite=", description="Sign-up link; the invite token is appended"
     )
+    strategy_addr: str = Field(
+        "", description="host:port of strategy, for tenants' data export and deletion; unset: not deployed"
+    )
+    execution_addr: str = Field(
+        "", description="host:port of execution, for tenants' data export and deletion; unset: not deployed"
+    )
 
 
 def platform_public_keys(client: hvac.Client) -> list[dict[str, str]]:
@@ -74,8 +81,11 @@ class TenantsServicer(SessionRpcs, PeopleRpcs, SettingsRpcs, AuditRpcs, rpc.Tena
         return response
 
 
-def build_deps(settings: Settings, vault: hvac.Client, bus: object = None) -> Deps:
-    """Everything the handlers use, from settings; migrations run first (idempotent)."""
+def build_deps(
+    settings: Settings, vault: hvac.Client, bus: object = None, identity: Metadata | None = None
+) -> Deps:
+    """Everything the handlers use, from settings; migrations run first (idempotent). `identity`
+    gives the call metadata of this service's own token, for strategy and execution."""
     migrate(MIGRATIONS, settings.database_url, settings.db_schema)
     totp_vault = TotpVault(vault)
     totp_vault.ensure_key()
@@ -95,18 +105,23 @@ def build_deps(settings: Settings, vault: hvac.Client, bus: object = None) -> De
         venue=settings.bybit_venue(),
         bus=bus,  # type: ignore[arg-type]
         unknown_emails=UnknownEmails(),
+        partners=DataPartners.of(
+            identity, strategy_addr=settings.strategy_addr, execution_addr=settings.execution_addr
+        ),
     )
 
 
 async def setup(runtime: ServiceRuntime) -> None:
     settings: Settings = runtime.settings
     vault = vault_client(settings)
-    deps = await asyncio.to_thread(build_deps, settings, vault, runtime.bus)
+    identity = runtime.credentials.metadata if runtime.credentials else None
+    deps = await asyncio.to_thread(build_deps, settings, vault, runtime.bus, identity)
     if settings.admin_email:
         await asyncio.to_thread(invite_first_admin, deps, settings.admin_email)
     runtime.add_servicer(rpc.add_TenantsServiceServicer_to_server, TenantsServicer(deps, vault))
 
     async def close() -> None:
+        await deps.partners.close()
         deps.db.dispose()
 
     runtime.on_stop(close)
