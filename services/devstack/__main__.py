@@ -47,6 +47,7 @@ class Stack:
         self.data = data
         self.usual_ports = usual_ports
         self.simulator: EmbeddedSimulator | None = None
+        self.venue = "simulator"
         self.parts: list[EmbeddedServer] = []
         self.env: dict[str, str] = {}
         self.vault_tokens: dict[str, str] = {}
@@ -78,12 +79,14 @@ class Stack:
             self.env["VAULT_ADDR"] = bao.addr
             self.vault_tokens = bao.service_tokens
             self.rows.append(("vault", "embedded (OpenBao, raft storage)", bao.addr))
-        venue = os.environ.get("BYBIT_ENV", "simulator")
-        if venue != "simulator":
-            self.rows.append(("bybit", f"Bybit {venue}", "(needs network access to Bybit)"))
-        elif os.environ.get("BYBIT_SIMULATOR_URL"):
+        self.venue = os.environ.get("BYBIT_ENV", "simulator")
+        # The simulator runs whatever BYBIT_ENV says: paper trading happens on it (decision 0036).
+        role = "replaying real candles" if self.venue == "simulator" else "paper trading only"
+        if self.venue != "simulator":
+            self.rows.append(("bybit", f"Bybit {self.venue}", "(needs network access to Bybit)"))
+        if os.environ.get("BYBIT_SIMULATOR_URL"):
             self.env["BYBIT_SIMULATOR_URL"] = os.environ["BYBIT_SIMULATOR_URL"]
-            self.rows.append(("bybit", "external simulator", os.environ["BYBIT_SIMULATOR_URL"]))
+            self.rows.append(("simulator", f"external ({role})", os.environ["BYBIT_SIMULATOR_URL"]))
         else:
             # Paused until the demo bot runs: no replayed candle closes before the platform can see it.
             history = ReplayPoint(self.data).history()
@@ -93,7 +96,9 @@ class Stack:
             self.simulator = simulator
             self.parts.append(simulator)
             self.env["BYBIT_SIMULATOR_URL"] = simulator.url
-            self.rows.append(("bybit", "embedded simulator (replaying real candles)", simulator.url))
+            self.rows.append(
+                ("bybit" if self.venue == "simulator" else "simulator", f"embedded ({role})", simulator.url)
+            )
 
     def _port(self, usual: int) -> int:
         """The usual port when free (stable addresses for people), else any free one."""
@@ -101,7 +106,8 @@ class Stack:
 
     @property
     def on_simulator(self) -> bool:
-        return "BYBIT_SIMULATOR_URL" in self.env
+        """Whether market data comes from the simulator (the demo needs its replay)."""
+        return self.venue == "simulator"
 
     def stop(self) -> None:
         if self.simulator is not None:
@@ -212,7 +218,11 @@ def main() -> int:
                 )
             if demo is not None:
                 print_demo(demo, by_name["dashboard"].address, args.data)
-                watch_trade = FirstTradeWatch(addresses, demo, started, report_trade).start()
+                # Waiting for the trade to exit says itself when it gives up.
+                late = float("inf") if args.exit_after_first_trade else args.timeout
+                watch_trade = FirstTradeWatch(
+                    addresses, demo, started, report_trade, late_after=late, on_late=report_late
+                ).start()
             if args.exit_after_first_trade:
                 code = wait_for_trade(watch_trade, started, args.timeout, lambda: stop_requested)
             elif not args.exit_when_ready:
@@ -244,7 +254,7 @@ def seed_demo(stack: Stack, addresses: dict[str, str], data: Path) -> Demo | Non
     if not stack.on_simulator:
         console.print("  demo        skipped: BYBIT_ENV is not the simulator")
         return None
-    seed = DemoSeed(addresses, data / "outbox", data, stack.env["BYBIT_SIMULATOR_URL"])
+    seed = DemoSeed(addresses, data / "outbox", data)
     try:
         with console.status("setting up the demo tenant and its bot…"):
             return seed.ensure()
@@ -275,6 +285,13 @@ def report_trade(trade: FirstTrade) -> None:
     console.print(f"[bold green]{trade.describe()}[/]")
 
 
+def report_late(seconds: float) -> None:
+    console.print(
+        f"[red]the demo bot has not traded within {seconds:.0f}s of the start; "
+        "see the strategy and execution logs in the logs folder[/]"
+    )
+
+
 def wait_for_trade(
     watch_trade: FirstTradeWatch | None, started: float, timeout: float, stopping: Callable[[], bool]
 ) -> int:
@@ -284,7 +301,7 @@ def wait_for_trade(
     while not stopping() and time.monotonic() - started < timeout:
         if watch_trade.done.wait(0.5):
             return 0
-    console.print(f"[red]no trade of the demo bot within {timeout:.0f}s of the start")
+    report_late(timeout)
     return 1
 
 

@@ -25,8 +25,6 @@ from tradebot.strategy.v1 import strategy_service_pb2_grpc as sp_rpc
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
 from tradebot.tenants.v1 import tenants_service_pb2_grpc as tp_rpc
 
-from services.devstack.simulator import simulator_admin
-
 ADMIN_EMAIL = "admin@tradebot.local"
 DEMO_EMAIL = "demo@tradebot.local"
 DEMO_TENANT = "Demo"
@@ -34,8 +32,12 @@ DEMO_BOT = "demo-ppp-vishva"
 SYMBOL = "SOLUSDT"
 TEMPLATE = "moderate"
 CAPITAL = "10000"
-# The demo bot trades on a paper account execution keeps on the simulator, so it needs no exchange key.
-MODE = common.TRADING_MODE_LIVE
+# The demo bot trades on the paper account execution opens for the tenant on the simulator, so the
+# demo needs no exchange key (docs/decisions/0036-execution-paper-trading.md).
+MODE = common.TRADING_MODE_PAPER
+# Services report healthy before each can reach the others (a token check waits out gRPC's reconnect
+# backoff towards tenants), so the first calls may find one UNAVAILABLE for a moment.
+SETTLE_SECONDS = 60.0
 
 
 @dataclass
@@ -82,36 +84,44 @@ def _meta(tokens: tp.AuthTokens) -> tuple[tuple[str, str], ...]:
 class DemoSeed:
     """Creates (or finds) the admin, the demo client and their bot against running services."""
 
-    def __init__(self, addresses: dict[str, str], outbox: Path, data: Path, simulator_url: str) -> None:
+    def __init__(self, addresses: dict[str, str], outbox: Path, data: Path) -> None:
         self.tenants_channel = grpc.insecure_channel(addresses["tenants"])
         self.strategy_channel = grpc.insecure_channel(addresses["strategy"])
         self.tenants = tp_rpc.TenantsServiceStub(self.tenants_channel)
         self.strategy = sp_rpc.StrategyServiceStub(self.strategy_channel)
         self.outbox = outbox
         self.path = data / "demo.json"
-        self.simulator_url = simulator_url
+        self.created = False  # whether this start created the demo tenant
 
     def close(self) -> None:
         self.tenants_channel.close()
         self.strategy_channel.close()
 
     def ensure(self) -> Demo:
+        """Each step is idempotent, so after an UNAVAILABLE the whole sequence simply runs again."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            try:
+                return self._ensure()
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+            time.sleep(1)
+
+    def _ensure(self) -> Demo:
         logins = DemoLogins.load_or_create(self.path)
         admin = self._login(logins.admin_email, logins.admin_password)
         if admin is None:
             invite = self._outbox_invite(logins.admin_email)
             admin = self._sign_up(invite, logins.admin_email, "Platform", logins.admin_password)
-        created = False
         client = self._login(logins.email, logins.password)
         if client is None:
             invite = self.tenants.CreateInvite(
                 tp.CreateInviteRequest(email=logins.email, new_tenant=True), metadata=_meta(admin), timeout=30
             )
             client = self._sign_up(invite.invite_token, logins.email, DEMO_TENANT, logins.password)
-            created = True
+            self.created = True
         me = self.tenants.GetMe(tp.GetMeRequest(), metadata=_meta(client), timeout=30)
-        if MODE == common.TRADING_MODE_LIVE:
-            self._simulator_keys(client)
         bot = self.strategy.CreateBot(
             sp.CreateBotRequest(
                 name=DEMO_BOT,
@@ -129,23 +139,7 @@ class DemoSeed:
         ).bot
         start = sp.StartBotRequest(bot_id=bot.id)
         bot = self.strategy.StartBot(start, metadata=_meta(client), timeout=30).bot
-        return Demo(logins, me.tenant.id, bot, created)
-
-    def _simulator_keys(self, client: tp.AuthTokens) -> None:
-        """A LIVE demo bot trades on a simulator account; the simulator keeps accounts in memory only,
-        so every start opens a fresh one and stores its key."""
-        account = simulator_admin(
-            self.simulator_url, "accounts", {"balances": {"USDT": "100000"}, "note": "demo tenant"}
-        )
-        self.tenants.PutExchangeCredentials(
-            tp.PutExchangeCredentialsRequest(
-                api_key=account["apiKey"],
-                api_secret=account["apiSecret"],
-                environment=tp.EXCHANGE_ENVIRONMENT_DEMO,
-            ),
-            metadata=_meta(client),
-            timeout=60,
-        )
+        return Demo(logins, me.tenant.id, bot, self.created)
 
     def _login(self, email: str, password: str) -> tp.AuthTokens | None:
         try:

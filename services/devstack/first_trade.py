@@ -48,8 +48,12 @@ class FirstTradeWatch:
         demo: Demo,
         started: float,
         on_trade: Callable[[FirstTrade], None],
+        *,
+        late_after: float = 180.0,
+        on_late: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self.addresses, self.demo, self.started, self.on_trade = addresses, demo, started, on_trade
+        self.late_after, self.on_late = late_after, on_late
         self.result: FirstTrade | None = None
         self.done = threading.Event()
         self._stop = threading.Event()
@@ -72,7 +76,11 @@ class FirstTradeWatch:
             execution = ex_rpc.ExecutionServiceStub(execution_channel)
             token = ""
             seen: set[str] | None = None
+            late = False
             while not self._stop.is_set():
+                if not late and time.monotonic() - self.started > self.late_after:
+                    late = True  # said once; the watch goes on
+                    self.on_late(self.late_after)
                 try:
                     token = token or self._sign_in(tenants)
                     fills = self._fills(execution, token)

@@ -1,9 +1,11 @@
-"""`make run`'s launcher from the outside: it brings the whole platform up, says how long it took,
-stops cleanly, and a second run finds the data the first one left."""
+"""`make run`'s launcher from the outside: it brings the whole platform up, says how long it took, sets
+up the demo (admin, client, a paper bot) and reports the bot's first trade, stops cleanly; a second run
+finds the data the first one left and creates no second demo."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,20 +18,36 @@ from services.devstack.platform import REPO
 from services.devstack.postgres import EmbeddedPostgres
 
 
-def launch(data: Path) -> subprocess.CompletedProcess[str]:
+def launch(data: Path, until: str = "--exit-when-ready") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.devstack", "--exit-when-ready", "--any-ports", "--data", str(data)],
+        [
+            sys.executable,
+            "-m",
+            "services.devstack",
+            until,
+            "--any-ports",
+            "--data",
+            str(data),
+            "--timeout",
+            "300",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
         check=False,
         env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
     )
 
 
+def database_rows(postgres: EmbeddedPostgres, query: str) -> list[tuple[object, ...]]:
+    with psycopg2.connect(postgres.url) as conn, conn.cursor() as cur:
+        cur.execute(query)
+        return list(cur.fetchall())
+
+
 def test_launcher_brings_everything_up_and_a_second_run_keeps_the_data(tmp_path: Path) -> None:
-    first = launch(tmp_path)
+    first = launch(tmp_path, until="--exit-after-first-trade")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "Tradebot is up in" in first.stdout
     for name in ("postgresql", "nats", "vault", "bybit", "tenants", "marketdata", "strategy", "execution"):
@@ -37,6 +55,23 @@ def test_launcher_brings_everything_up_and_a_second_run_keeps_the_data(tmp_path:
     assert "dashboard   http://127.0.0.1:" in first.stdout
     init = json.loads((tmp_path / "openbao" / "init.json").read_text())
     assert (tmp_path / "openbao" / "init.json").stat().st_mode & 0o777 == 0o600
+
+    # The demo: sign-in details printed and kept private; the paper bot traded on the replay.
+    demo = json.loads((tmp_path / "demo.json").read_text())
+    assert (tmp_path / "demo.json").stat().st_mode & 0o777 == 0o600
+    assert "Demo (created now" in first.stdout
+    for line in ("client      demo@tradebot.local", f"password    {demo['password']}"):
+        assert line in first.stdout
+    assert f"password    {demo['admin_password']}" in first.stdout
+    assert "demo bot    demo-ppp-vishva: PPP Vishva (moderate), SOLUSDT 1h, paper" in first.stdout
+    trade = re.search(
+        r"first simulated trade after ([0-9.]+)s: (Buy|Sell) [0-9.]+ SOLUSDT at [0-9.]+ \(paper\)",
+        first.stdout,
+    )
+    assert trade, first.stdout[-2000:]
+    print(f"time to the first simulated trade: {trade.group(1)} s")
+    replayed = json.loads((tmp_path / "replay.json").read_text())["candles"]
+    assert replayed > 200, "the replay's place was not kept"
 
     # Plant a row and a secret while the platform is down, through the same embedded parts.
     postgres = EmbeddedPostgres(tmp_path / "postgres").start()
@@ -55,12 +90,22 @@ def test_launcher_brings_everything_up_and_a_second_run_keeps_the_data(tmp_path:
     assert json.loads((tmp_path / "openbao" / "init.json").read_text()) == init, (
         "OpenBao was initialised again"
     )
+    assert "Demo (kept from an earlier run" in second.stdout
+    assert json.loads((tmp_path / "demo.json").read_text()) == demo
+    assert f"password    {demo['password']}" in second.stdout
+    assert json.loads((tmp_path / "replay.json").read_text())["candles"] >= replayed
     postgres = EmbeddedPostgres(tmp_path / "postgres").start()
     bao = EmbeddedOpenBao(tmp_path / "openbao").start()
     try:
-        with psycopg2.connect(postgres.url) as conn, conn.cursor() as cur:
-            cur.execute("select note from kept")
-            assert cur.fetchall() == [("still here",)]
+        assert database_rows(postgres, "select note from kept") == [("still here",)]
+        # One demo organisation (and the admin's own), one demo bot, still running.
+        assert sorted(database_rows(postgres, "select name from tenants.tenant")) == [
+            ("Demo",),
+            ("Platform",),
+        ]
+        assert database_rows(postgres, "select name, mode, status from strategy.bot") == [
+            ("demo-ppp-vishva", "paper", "running")
+        ]
         vault = hvac.Client(url=bao.addr, token=bao.root_token)
         assert vault.secrets.kv.v2.read_secret_version(path="kept", raise_on_deleted_version=True)["data"][
             "data"
