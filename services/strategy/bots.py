@@ -2,12 +2,20 @@
 `created -> running <-> paused -> stopped` (stopped bots start again with a fresh warm-up).
 
 Every change is published on `bot.lifecycle.<tenant>.<bot>` (audit trail, dashboard, execution) and
-hands the engine the new set of running and paused bots.
+hands the engine the new set of running and paused bots. A status change is published before it is
+saved: execution learns bots from these events, and whatever reads the database (the engine, after any
+refresh) must not see a bot running before execution can know it. If the save then fails, the previous
+status is published again.
+
+StartBot refuses what cannot work (peers.py: kill switches, a LIVE bot's exchange keys).
+StopBot with `close_position` first publishes an EXIT for a bot that holds a position (as execution has
+it), so execution closes it through its usual path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
@@ -23,11 +31,14 @@ from services.common.errors import FailedPrecondition, InvalidArgument
 from services.strategy import convert
 from services.strategy.market import MarketData
 from services.strategy.models import BotRow
+from services.strategy.peers import Peers
 from services.strategy.registry import get_strategy
 from services.strategy.store import BotStore
 from services.strategy.strategies.base import Strategy
 
 STRATEGY_VERSION = "1"
+# Publishes an EXIT for a bot that holds a position (server.py: execution's view, the engine), with why.
+ClosePosition = Callable[[BotRow, str], Awaitable[object]]
 # Fields UpdateBot may change only while the bot is not trading.
 STREAM_FIELDS = {"symbol", "category", "interval", "mode"}
 UPDATABLE = {"name", "parameters", "template", "capital_allocation", *STREAM_FIELDS}
@@ -79,11 +90,15 @@ class Bots:
         market: MarketData,
         bus: Bus | None,
         on_change: Callable[[], Awaitable[None]],
+        checks: Peers | None = None,
+        close_position: ClosePosition | None = None,
     ) -> None:
         self.store = store
         self.market = market
         self.bus = bus
         self.on_change = on_change
+        self.checks = checks
+        self.close_position = close_position
 
     async def _resolve(
         self, strategy: Strategy, template: str, overrides: Mapping[str, Any]
@@ -192,6 +207,8 @@ class Bots:
                 raise FailedPrecondition(
                     f"another LIVE bot of this tenant trades {row.category} {row.symbol}; stop it first"
                 )
+        if self.checks is not None:
+            await self.checks.require(row)
         previous = row.status
         if previous != "paused":
             row.active_from_ms = None  # a new run: warmed up afresh, trading from the next candle
@@ -207,10 +224,14 @@ class Bots:
             raise FailedPrecondition(f"only a running bot can be paused; this one is {row.status}")
         return await self._move(row, "running", "paused", who, reason or "user request")
 
-    async def stop(self, who: Principal, bot_id: str, reason: str) -> BotRow:
+    async def stop(self, who: Principal, bot_id: str, reason: str, close_position: bool = False) -> BotRow:
         row = await asyncio.to_thread(self.store.get, who.tenant_id, bot_id)
         if row.status == "stopped":
             return row
+        if close_position and row.status in ("running", "paused") and self.close_position is not None:
+            # Before the stop: the engine still holds the bot's position, and a retry after a failure
+            # below publishes the same EXIT id (dropped as a duplicate).
+            await self.close_position(row, reason or "user request")
         row.stop_time = convert.now()
         return await self._move(row, row.status, "stopped", who, reason or "user request")
 
@@ -224,8 +245,14 @@ class Bots:
     async def _move(self, row: BotRow, previous: str, status: str, who: Principal, reason: str) -> BotRow:
         row.status, row.status_message = status, ""
         row.update_time = convert.now()
-        row = await asyncio.to_thread(self.store.save, row)
-        await self._publish(row, previous, who, reason)
+        await self._publish(row, previous, who, reason)  # before the save: see the module docstring
+        try:
+            row = await asyncio.to_thread(self.store.save, row)
+        except Exception:
+            row.status = previous
+            with contextlib.suppress(Exception):  # the save's error is the one the caller gets
+                await self._publish(row, status, who, f"not {status}: the change could not be saved")
+            raise
         await self.on_change()
         return row
 

@@ -40,7 +40,8 @@ from services.strategy.journal import Journal
 from services.strategy.live.bank import BotBank, Decision
 from services.strategy.market import MarketData, StreamKey
 from services.strategy.metrics import EngineMetrics
-from services.strategy.models import PositionUpdateRow
+from services.strategy.models import BotRow, PositionUpdateRow
+from services.strategy.peers import HeldPosition
 from services.strategy.registry import get_strategy
 from services.strategy.strategies.base import ParamValues
 
@@ -95,6 +96,7 @@ class Group:
         self.stream = stream
         self.bank: BotBank | None = None
         self.last_ms: int | None = None
+        self.last_close = float("nan")
         self.lock = asyncio.Lock()
         self._bots: list[LiveBot] = []
         self._rows: dict[str, int] = {}
@@ -346,7 +348,7 @@ class Engine:
         assert bank is not None
         held = bank.side.copy()
         decisions = bank.step(*candle)
-        group.last_ms = start
+        group.last_ms, group.last_close = start, float(candle[3])
         if not decisions:
             return None
         by_bot: dict[int, list[Decision]] = {}
@@ -430,6 +432,54 @@ class Engine:
                 )
             ]
         return []
+
+    # stops -------------------------------------------------------------------------------------
+    async def close_position(
+        self, bot: BotRow, why: str, held: HeldPosition | None, *, from_exchange: bool
+    ) -> events_pb2.Signal | None:
+        """The user stops the bot and wants its position closed: publish an EXIT for the position it
+        holds, store it, and return it (None when it holds none). `held` is execution's view when
+        `from_exchange`; otherwise the bank's belief is all there is. The id comes from the bot and its
+        run, so stopping again, or retrying a stop that failed after this, cannot make a second one."""
+        group = self._by_bot.get(bot.id)
+        side, candle_ms, price = 0, None, float("nan")
+        if group is not None:
+            async with group.lock:
+                if group.bank is None:
+                    sending = await self._send(await self._build(group))
+                    if sending is not None:
+                        await sending
+                i = group.index(bot.id)
+                if i is not None and group.bank is not None and group.last_ms is not None:
+                    side, candle_ms, price = int(group.bank.side[i]), group.last_ms, group.last_close
+        if from_exchange:
+            side = held.side if held is not None else 0
+        if side == 0:
+            log.info("stop: no position to close", extra={"bot": bot.id, "exchange_view": from_exchange})
+            return None
+        if candle_ms is None:  # never evaluated here: the newest closed candle, at the mark price
+            step = interval_ms(bot.interval)
+            candle_ms = int(time.time() * 1000) // step * step - step
+            price = held.mark_price if held is not None else float("nan")
+        ref = signals.BotRef(
+            bot.id, bot.tenant_id, bot.strategy_id, bot.category, bot.symbol, bot.interval, bot.mode
+        )
+        sig = signals.build(ref, candle_ms, events_pb2.SIGNAL_ACTION_EXIT, -side, price)
+        run = bot.active_from_ms or (int(bot.start_time.timestamp() * 1000) if bot.start_time else 0)
+        sig.id = signals.stop_exit_id(bot.id, run)
+        sig.reasons.add(
+            name="user_stop",
+            held=True,
+            description=f"the user stopped the bot and closed its position: {why}",
+        )
+        await self.publisher.publish([sig])
+        self.metrics.signals.add(1, {"action": events_pb2.SignalAction.Name(sig.action)})
+        if group is not None:
+            self.journal.commit_later(group.id, candle_ms, [sig])
+        else:
+            await asyncio.to_thread(self.journal.record_signals, [sig])
+        log.info("position closed by stop", extra={"bot": bot.id, "signal_id": sig.id})
+        return sig
 
     # positions -----------------------------------------------------------------------------------
     async def on_position(self, event: exec_pb.PositionEvent, _: Msg | None = None) -> None:

@@ -81,6 +81,11 @@ class Journal:
                     )
                 )
 
+    def record_signals(self, published: list[events_pb2.Signal]) -> None:
+        """Signals published outside any group's candles (a stop's EXIT for a bot not evaluated here)."""
+        with Session(self.engine) as session, session.begin():
+            signals.record(session, published)
+
     def cursor(self, group_id: str) -> int | None:
         with Session(self.engine) as session:
             row = session.get(GroupCursorRow, group_id)

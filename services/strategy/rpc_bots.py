@@ -110,7 +110,9 @@ class BotRpcs:
 
     async def StopBot(self, request: pb.StopBotRequest, context: Any) -> pb.StopBotResponse:
         return pb.StopBotResponse(
-            bot=to_proto(await self.bots.stop(controller(), request.bot_id, request.reason))
+            bot=to_proto(
+                await self.bots.stop(controller(), request.bot_id, request.reason, request.close_position)
+            )
         )
 
     async def DeleteBot(self, request: pb.DeleteBotRequest, context: Any) -> pb.DeleteBotResponse:

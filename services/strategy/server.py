@@ -24,6 +24,7 @@ from services.strategy.feed import PushedFeed
 from services.strategy.journal import Journal
 from services.strategy.market import MarketData
 from services.strategy.models import BotRow
+from services.strategy.peers import Peers
 from services.strategy.servicer import StrategyServicer
 from services.strategy.signals import BotRef, SignalPublisher, SignalStore
 from services.strategy.store import BotStore
@@ -35,6 +36,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 class Settings(ServiceSettings):
     strategy_db_schema: str = Field("strategy", description="PostgreSQL schema of this service's tables")
     marketdata_addr: str = Field("", description="host:port of the marketdata service")
+    execution_addr: str = Field(
+        "", description="host:port of the execution service (kill switches are checked before a bot starts)"
+    )
     strategy_candle_durable: str = Field(
         "strategy-candles", description="Durable consumer name of md.candle.>"
     )
@@ -92,7 +96,16 @@ async def setup(runtime: ServiceRuntime) -> None:
         with contextlib.suppress(Exception):  # marketdata may be down; the renewal loop retries
             await subscriptions.renew()
 
-    bots = Bots(store, market, bus, refresh)
+    checks = Peers(
+        settings.tenants_addr, settings.execution_addr, credentials.metadata if credentials else None
+    )
+
+    async def close_position(row: BotRow, why: str) -> object:
+        # Execution's position is the exchange's; the bank's belief can differ (0055).
+        held = await checks.position(row) if checks.knows_positions else None
+        return await engine.close_position(row, why, held, from_exchange=checks.knows_positions)
+
+    bots = Bots(store, market, bus, refresh, checks, close_position)
     servicer = StrategyServicer(bots, SignalStore(db), Backtests(db, market))
     runtime.add_servicer(rpc.add_StrategyServiceServicer_to_server, servicer)
     await refresh()
@@ -126,6 +139,7 @@ async def setup(runtime: ServiceRuntime) -> None:
         await engine.stop()
         await journal.stop()
         await market.close()
+        await checks.close()
         db.dispose()
 
     runtime.on_stop(stop)

@@ -41,6 +41,11 @@ def signal_id(bot_id: str, candle_start_ms: int, action: int) -> str:
     return hashlib.sha256(identity).hexdigest()[:32]
 
 
+def stop_exit_id(bot_id: str, run_start_ms: int) -> str:
+    """The EXIT of a user's stop: one per run of the bot (a run is known by its first trading candle)."""
+    return hashlib.sha256(f"{bot_id}|{run_start_ms}|user_stop".encode()).hexdigest()[:32]
+
+
 def subject(tenant_id: str, bot_id: str) -> str:
     return f"sig.{tenant_id}.{bot_id}"
 

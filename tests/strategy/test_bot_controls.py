@@ -1,0 +1,230 @@
+"""Starting and stopping bots as a trader relies on, through the whole platform (the dashboard's slice:
+the simulator, every service as a process, real tenants): StartBot refuses what cannot work, naming why,
+and says UNAVAILABLE when it cannot find out; StopBot with close_position closes the bot's position on
+the exchange through execution, once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import grpc
+import pytest
+from tradebot.common.v1 import common_pb2 as common
+from tradebot.execution.v1 import execution_service_pb2 as ex
+from tradebot.execution.v1 import execution_service_pb2_grpc as ex_rpc
+from tradebot.strategy.v1 import events_pb2 as se
+from tradebot.strategy.v1 import strategy_service_pb2 as sp
+from tradebot.strategy.v1 import strategy_service_pb2_grpc as sp_rpc
+from tradebot.tenants.v1 import tenants_service_pb2 as tp
+
+from services.devstack.platform import pick_port
+from tests.dashboard import conftest as dashboard_slice
+from tests.dashboard.conftest import Member, Slice
+from tests.helpers.infra import Infra
+from tests.strategy.service_slice import StrategyProcess
+
+# The dashboard's platform slice (simulator, every service, tenants with real users) as this module's.
+dash = dashboard_slice.dash
+SYMBOL = "SOLUSDT"
+# While waiting for the bot's first entry the simulator runs this fast (seconds per hourly candle).
+FAST_SECONDS_PER_CANDLE = 0.15
+ENTRY_WITHIN_SECONDS = 150.0
+
+
+def strategy(dash: Slice, address: str = "") -> sp_rpc.StrategyServiceStub:
+    return sp_rpc.StrategyServiceStub(grpc.insecure_channel(address or dash.address("strategy")))
+
+
+def execution(dash: Slice) -> ex_rpc.ExecutionServiceStub:
+    return ex_rpc.ExecutionServiceStub(grpc.insecure_channel(dash.address("execution")))
+
+
+def sim(dash: Slice, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        f"{dash.simulator.url}/admin/{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def create_bot(stub: sp_rpc.StrategyServiceStub, member: Member, mode: int) -> se.Bot:
+    request = sp.CreateBotRequest(
+        name=f"controls-{uuid.uuid4().hex[:6]}",
+        strategy_id="ppp_vishva",
+        template="aggressive",
+        category=common.CATEGORY_LINEAR,
+        symbol=SYMBOL,
+        interval=common.INTERVAL_1_HOUR,
+        mode=mode,
+        capital_allocation="1000",
+    )
+    return stub.CreateBot(request, metadata=member.meta, timeout=30).bot
+
+
+def refused(call: Callable[[], Any]) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    return caught.value
+
+
+def status_of(stub: sp_rpc.StrategyServiceStub, member: Member, bot_id: str) -> int:
+    return stub.GetBot(sp.GetBotRequest(bot_id=bot_id), metadata=member.meta, timeout=10).bot.status
+
+
+def store_keys(dash: Slice, member: Member) -> str:
+    """A fresh simulator account's key stored as the tenant's exchange key; returns the account's uid."""
+    account = sim(dash, "accounts", {"balances": {"USDT": "100000"}, "note": "bot controls test"})
+    dash.tenants.PutExchangeCredentials(
+        tp.PutExchangeCredentialsRequest(
+            api_key=account["apiKey"],
+            api_secret=account["apiSecret"],
+            environment=tp.EXCHANGE_ENVIRONMENT_TESTNET,
+        ),
+        metadata=member.meta,
+        timeout=30,
+    )
+    return str(account["uid"])
+
+
+def test_a_live_bot_without_exchange_keys_is_refused_and_a_paper_bot_starts(dash: Slice) -> None:
+    owner = dash.new_tenant("no-keys")
+    stub = strategy(dash)
+    live = create_bot(stub, owner, common.TRADING_MODE_LIVE)
+    error = refused(
+        lambda: stub.StartBot(sp.StartBotRequest(bot_id=live.id), metadata=owner.meta, timeout=30)
+    )
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error
+    assert "Bybit API key" in (error.details() or "") and "none is stored" in (error.details() or "")
+    assert status_of(stub, owner, live.id) == se.BOT_STATUS_CREATED  # nothing half-done
+
+    paper = create_bot(stub, owner, common.TRADING_MODE_PAPER)
+    started = stub.StartBot(sp.StartBotRequest(bot_id=paper.id), metadata=owner.meta, timeout=30).bot
+    assert started.status == se.BOT_STATUS_RUNNING
+    stub.StopBot(sp.StopBotRequest(bot_id=paper.id), metadata=owner.meta, timeout=30)
+
+
+def test_no_bot_starts_while_the_tenants_kill_switch_is_engaged(dash: Slice) -> None:
+    owner = dash.new_tenant("kill-switch")
+    stub, risk = strategy(dash), execution(dash)
+    bot = create_bot(stub, owner, common.TRADING_MODE_PAPER)
+    switch = ex.SetKillSwitchRequest(
+        scope=ex.KILL_SWITCH_SCOPE_TENANT, engaged=True, reason="desk review of yesterday's losses"
+    )
+    risk.SetKillSwitch(switch, metadata=owner.meta, timeout=30)
+
+    error = refused(lambda: stub.StartBot(sp.StartBotRequest(bot_id=bot.id), metadata=owner.meta, timeout=30))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error
+    assert "kill switch is engaged" in (error.details() or "")
+    assert "desk review of yesterday's losses" in (error.details() or "")
+    assert status_of(stub, owner, bot.id) == se.BOT_STATUS_CREATED
+
+    switch.engaged, switch.reason = False, "review done"
+    risk.SetKillSwitch(switch, metadata=owner.meta, timeout=30)
+    started = stub.StartBot(sp.StartBotRequest(bot_id=bot.id), metadata=owner.meta, timeout=30).bot
+    assert started.status == se.BOT_STATUS_RUNNING
+    stub.StopBot(sp.StopBotRequest(bot_id=bot.id), metadata=owner.meta, timeout=30)
+
+
+@pytest.fixture
+def blind_strategy(dash: Slice, infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A strategy process of the slice whose execution service is not there (nothing listens)."""
+    nowhere = f"127.0.0.1:{pick_port(0)}"
+    env = {
+        "TENANTS_ADDR": dash.address("tenants"),
+        "MARKETDATA_ADDR": dash.address("marketdata"),
+        "EXECUTION_ADDR": nowhere,
+    }
+    process = StrategyProcess(infra, tmp_path_factory.mktemp("blind-strategy"), env)
+    asyncio.run(process.start())
+    try:
+        yield process.address
+    finally:
+        process.stop()
+
+
+def test_a_start_that_cannot_be_checked_is_unavailable(dash: Slice, blind_strategy: str) -> None:
+    owner = dash.new_tenant("blind")
+    stub = strategy(dash, blind_strategy)
+    bot = create_bot(stub, owner, common.TRADING_MODE_PAPER)
+    error = refused(lambda: stub.StartBot(sp.StartBotRequest(bot_id=bot.id), metadata=owner.meta, timeout=30))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+    assert "kill switches" in (error.details() or "") and "not started" in (error.details() or "")
+    assert status_of(stub, owner, bot.id) == se.BOT_STATUS_CREATED
+
+
+def open_positions(dash: Slice, uid: str) -> list[dict[str, Any]]:
+    rows = sim(dash, f"accounts/{uid}/positions")["positions"]
+    return [p for p in rows if p.get("symbol") == SYMBOL and Decimal(str(p.get("size", "0"))) != 0]
+
+
+def wait_for(check: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_stop_with_close_position_closes_the_position_on_the_exchange_once(dash: Slice) -> None:
+    owner = dash.new_tenant("stop-close")
+    uid = store_keys(dash, owner)
+    stub = strategy(dash)
+    bot = create_bot(stub, owner, common.TRADING_MODE_LIVE)
+    stub.StartBot(sp.StartBotRequest(bot_id=bot.id), metadata=owner.meta, timeout=30)
+
+    # The market runs fast until the bot's first entry has become a position on the exchange, then
+    # stands still, so the strategy cannot close it by itself before the stop.
+    sim(dash, "clock", {"action": "speed", "seconds_per_candle": FAST_SECONDS_PER_CANDLE})
+    try:
+        wait_for(lambda: bool(open_positions(dash, uid)), ENTRY_WITHIN_SECONDS, "the bot's first position")
+    finally:
+        sim(dash, "clock", {"action": "pause"})
+    try:
+        request = sp.StopBotRequest(bot_id=bot.id, close_position=True, reason="done for today")
+        stopped = stub.StopBot(request, metadata=owner.meta, timeout=30).bot
+        assert stopped.status == se.BOT_STATUS_STOPPED
+        try:
+            wait_for(lambda: not open_positions(dash, uid), 60, "the position closed on the simulator")
+        except AssertionError:
+            sent = stub.ListSignals(sp.ListSignalsRequest(bot_id=bot.id), metadata=owner.meta, timeout=10)
+            raise AssertionError(
+                f"still open: {open_positions(dash, uid)}; signals: {sent.signals}"
+            ) from None
+
+        def exits() -> list[Any]:
+            reply = stub.ListSignals(
+                sp.ListSignalsRequest(bot_id=bot.id, page_size=100), metadata=owner.meta, timeout=10
+            )
+            return [s for s in reply.signals if s.action == se.SIGNAL_ACTION_EXIT]
+
+        wait_for(lambda: bool(exits()), 20, "the stop's EXIT stored")
+        (exit_,) = exits()
+        assert [r.name for r in exit_.reasons] == ["user_stop"]
+        assert "stopped the bot" in exit_.reasons[0].description
+        assert "done for today" in exit_.reasons[0].description
+
+        # Stopping again changes nothing and sends nothing.
+        again = stub.StopBot(request, metadata=owner.meta, timeout=30).bot
+        assert again.status == se.BOT_STATUS_STOPPED
+        time.sleep(2)
+        assert len(exits()) == 1
+        orders = sim(dash, f"accounts/{uid}/orders")["orders"]
+        # Execution's own orders carry a link id; the exchange's stop-loss and take-profit orders do not.
+        closing = [
+            o for o in orders if o["orderLinkId"] and o["reduceOnly"] is True and o["orderType"] == "Market"
+        ]
+        assert len(closing) == 1, orders
+    finally:
+        sim(dash, "clock", {"action": "resume"})
+        sim(dash, "clock", {"action": "speed", "seconds_per_candle": dash.simulator.seconds_per_candle})
