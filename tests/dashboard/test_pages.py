@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import base64
+import time
 
+import grpc
 import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Image
+from tradebot.common.v1 import common_pb2 as common
+from tradebot.strategy.v1 import strategy_service_pb2 as sp
+from tradebot.strategy.v1 import strategy_service_pb2_grpc as sp_rpc
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 
 from services.dashboard import widgets
@@ -120,3 +125,34 @@ def test_two_factor_enrolment_shows_a_qr_code_of_the_provisioning_uri(dash: Slic
     assert shown == widgets.qr_svg(enrol.provisioning_uri)
     assert shown.startswith("<svg") and "<path" in shown
     assert enrol.secret in [c.value for c in app.code]  # and the secret, for typing in by hand
+
+
+def test_overview_shows_each_bots_pnl_today_and_in_total(dash: Slice, app_env: None) -> None:
+    owner = dash.new_tenant("pnl")
+    with grpc.insecure_channel(dash.address("strategy")) as channel:
+        sp_rpc.StrategyServiceStub(channel).CreateBot(
+            sp.CreateBotRequest(
+                name="steady",
+                strategy_id="ppp_vishva",
+                template="moderate",
+                category=common.CATEGORY_LINEAR,
+                symbol="SOLUSDT",
+                interval=common.INTERVAL_1_HOUR,
+                mode=common.TRADING_MODE_PAPER,
+                capital_allocation="1000",
+            ),
+            metadata=owner.meta,
+            timeout=30,
+        )
+    app = open_page(owner, "overview")
+    # Today's PnL comes with the page; the days before today arrive from the background, and a refresh
+    # (the fragment's own, every few seconds) shows them.
+    deadline = time.monotonic() + 60
+    while True:
+        bots = app.dataframe[0].value
+        row = dict(zip(bots.columns, bots.iloc[0], strict=True))
+        if row["PnL total"] != "…" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+        app.run()
+    assert (row["bot"], row["PnL today"], row["PnL total"]) == ("steady", "+0.00", "+0.00"), row

@@ -45,7 +45,7 @@ def alerts(data: overview_data.Overview) -> list[str]:
 def live_part() -> None:
     if session.current() is None:
         st.rerun(scope="app")
-    data = overview_data.load(session.api(), mode)
+    data = overview_data.load(session.api(), mode, session.require().tenant.id)
     for error in data.errors.values():
         if not isinstance(error, NotAvailable) and error.code == "UNAUTHENTICATED":
             session.end(f"{error.sentence} Sign in again.")
@@ -85,8 +85,13 @@ def live_part() -> None:
                     "bot": bot.name,
                     "status": widgets.label(se.BotStatus, bot.status),
                     "symbol": bot.symbol,
-                    "PnL today": widgets.signed(overview_data.today_pnl(pnl)) if pnl else "—",
-                    "PnL total": widgets.signed(pnl.net_pnl) if pnl else "—",
+                    "PnL today": widgets.signed(pnl.today) if pnl else "—",
+                    # The days before today arrive from the background a refresh or two later.
+                    "PnL total": "—"
+                    if pnl is None
+                    else "…"
+                    if pnl.total is None
+                    else widgets.signed(pnl.total),
                 }
             )
         st.dataframe(rows, hide_index=True, use_container_width=True)
