@@ -56,6 +56,14 @@ STREAMS: tuple[Stream, ...] = (
 )
 
 
+class Retry(Exception):
+    """Raised by a handler: the message is not done yet (not an error); it comes back after `delay`."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"retry in {delay}s")
+        self.delay = delay
+
+
 class Bus:
     """A connected NATS client with JetStream, for one service process."""
 
@@ -110,13 +118,19 @@ class Bus:
         batch: int = 100,
         ack_wait_seconds: float = 30.0,
         retry_delay_seconds: float = 1.0,
+        concurrency: int = 1,
+        finish_seconds: float = 10.0,
     ) -> asyncio.Task[None]:
         """Run `handler` for each message of a durable pull consumer; ack after it returns.
 
-        A handler that raises gets the message again after `retry_delay_seconds` (a negative ack);
-        a handler that never answers gets it again after `ack_wait_seconds`. Outcomes are recorded
-        before the ack, never after. A message that does not parse is terminated and logged: no
-        retry can fix it.
+        A handler that raises gets the message again after `retry_delay_seconds` (a negative ack),
+        or after `Retry.delay` when it raises `Retry`; a handler that never answers gets it again
+        after `ack_wait_seconds`. Outcomes are recorded before the ack, never after. A message that
+        does not parse is terminated and logged: no retry can fix it.
+
+        `concurrency` > 1 runs up to that many handlers at once, started in arrival order (a handler
+        that must keep some messages in order takes an asyncio lock first: waiters queue in arrival
+        order). On stop, handlers already running get `finish_seconds` to record their outcome.
         """
 
         async def loop() -> None:
@@ -126,16 +140,39 @@ class Bus:
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=ack_wait_seconds,
                 filter_subject=subject,
+                max_ack_pending=max(concurrency * 4, batch) if concurrency > 1 else None,
             )
             sub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
             self._subscriptions.append(sub)
-            while True:
+            gate = asyncio.Semaphore(concurrency)
+            running: set[asyncio.Task[None]] = set()
+
+            async def one(raw: Msg) -> None:
                 try:
-                    messages = await sub.fetch(batch, timeout=1.0)
-                except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either when idle
-                    continue
-                for raw in messages:
                     await self._handle(raw, message_type, handler, retry_delay_seconds)
+                finally:
+                    gate.release()
+
+            try:
+                while True:
+                    try:
+                        messages = await sub.fetch(batch, timeout=1.0)
+                    except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either when idle
+                        current = asyncio.current_task()
+                        if current is not None and current.cancelling():  # a stop, not an idle fetch
+                            raise asyncio.CancelledError() from None
+                        continue
+                    for raw in messages:
+                        if concurrency == 1:
+                            await self._handle(raw, message_type, handler, retry_delay_seconds)
+                            continue
+                        await gate.acquire()
+                        task = asyncio.create_task(one(raw))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+            finally:
+                if running:
+                    await asyncio.wait(running, timeout=finish_seconds)
 
         task = asyncio.create_task(loop(), name=f"consume:{durable}")
         self._tasks.append(task)
@@ -160,6 +197,9 @@ class Bus:
                     return
                 try:
                     await handler(message, raw)
+                except Retry as retry:
+                    await raw.nak(delay=retry.delay)
+                    return
                 except Exception:
                     log.exception("message handler failed; retrying", extra={"subject": raw.subject})
                     await raw.nak(delay=retry_delay_seconds)

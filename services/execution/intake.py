@@ -5,17 +5,14 @@ A signal is acknowledged only after its outcome is stored: order accepted, or sk
 a reason. If the process dies in between, the signal comes back and finds either its outcome (done)
 or its PENDING_SUBMIT order (look it up on the exchange before anything else).
 
-Signals of different tenants are handled concurrently (bounded), signals of one tenant in arrival
-order; the shared `Bus.consume` handles one message at a time, which cannot meet a thousand tenants
-on one candle within a second, so this consumer fetches a batch and fans out (see
-docs/decisions/0031-execution-concurrency.md).
+Signals of different tenants are handled concurrently (`Bus.consume` with a concurrency bound), signals
+of one tenant in arrival order (a lock per tenant; see docs/decisions/0031-execution-concurrency.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import re
 import time
@@ -23,18 +20,13 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import nats
-from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from opentelemetry import context as otel_context
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from tradebot.execution.v1 import events_pb2 as ev
 from tradebot.strategy.v1 import events_pb2 as sig
 
-from services.common import telemetry
-from services.common.bus import Bus
+from services.common.bus import Bus, Retry
 from services.common.context import bind_tenant
 from services.execution import account_book, convert, models, risk
 from services.execution.account_book import Changes
@@ -50,6 +42,7 @@ from services.execution.store import Store
 log = logging.getLogger("tradebot.execution.intake")
 SIGNAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 DEFAULT_RISK_PER_TRADE = Decimal("0.01")
+RETRY_SECONDS = 2.0  # an unresolved order or a failed attempt comes back after this
 
 
 class Unresolved(Exception):
@@ -107,81 +100,41 @@ class SignalIntake:
 
     # -- consuming ---------------------------------------------------------------------------------
 
-    async def consume(
+    def consume(
         self, bus: Bus, durable: str, subject: str, *, ack_wait: float, concurrency: int, batch: int = 256
-    ) -> None:
-        config = ConsumerConfig(
-            durable_name=durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ack_wait,
-            filter_subject=subject,
-            max_ack_pending=max(concurrency * 4, batch),
+    ) -> asyncio.Task[None]:
+        """The durable consumer of signals, through the shared bus with `concurrency` handlers."""
+        return bus.consume(
+            "SIGNALS",
+            durable,
+            subject,
+            sig.Signal,
+            self.on_signal,
+            batch=batch,
+            ack_wait_seconds=ack_wait,
+            retry_delay_seconds=RETRY_SECONDS,
+            concurrency=concurrency,
         )
-        sub = await bus.js.pull_subscribe(subject, durable=durable, stream="SIGNALS", config=config)
-        gate = asyncio.Semaphore(concurrency)
-        running: set[asyncio.Task[None]] = set()
-        try:
-            while True:
-                try:
-                    messages = await sub.fetch(batch, timeout=1.0)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    # nats-py reports an empty fetch as either; a cancellation must still end the loop.
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        raise asyncio.CancelledError() from None
-                    continue
-                for raw in messages:
-                    await gate.acquire()
-                    task = asyncio.create_task(self._one(raw, gate))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-        finally:
-            # Let signals already being placed finish recording their outcome (bounded).
-            if running:
-                await asyncio.wait(running, timeout=10)
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
 
-    async def _one(self, raw: Msg, gate: asyncio.Semaphore) -> None:
-        token = otel_context.attach(telemetry.extract(raw.headers))
+    async def on_signal(self, signal: sig.Signal, raw: Msg) -> None:
+        """One delivery: returns when the outcome is stored (acked), raises Retry to get it again."""
+        bind_tenant(signal.tenant_id)
+        delivered = raw.metadata.num_delivered if raw.metadata else 1
         try:
-            signal = sig.Signal()
-            try:
-                signal.ParseFromString(raw.data)
-            except DecodeError:
-                log.error("undecodable signal dropped", extra={"subject": raw.subject})
-                await raw.term()
-                return
-            bind_tenant(signal.tenant_id)
-            delivered = raw.metadata.num_delivered if raw.metadata else 1
-            try:
-                async with self._locks.setdefault(signal.tenant_id, asyncio.Lock()):
-                    await self.handle(
-                        signal, redelivered=delivered > 1, wait_for_bot=delivered <= self.unknown_bot_retries
-                    )
-            except BotNotKnownYet:
-                log.info(
-                    "bot not known yet; signal kept for redelivery",
-                    extra={"signal_id": signal.id, "delivered": delivered},
+            async with self._locks.setdefault(signal.tenant_id, asyncio.Lock()):
+                await self.handle(
+                    signal, redelivered=delivered > 1, wait_for_bot=delivered <= self.unknown_bot_retries
                 )
-                self.bot_waits += 1
-                await raw.nak(delay=self.unknown_bot_delay)
-                return
-            except Unresolved:
-                log.warning(
-                    "order outcome unknown; signal kept for redelivery", extra={"signal_id": signal.id}
-                )
-                await raw.nak(delay=2.0)
-                return
-            except Exception:
-                log.exception("signal handling failed; retrying", extra={"signal_id": signal.id})
-                await raw.nak(delay=2.0)
-                return
-            await raw.ack()
-        finally:
-            gate.release()
-            otel_context.detach(token)
+        except BotNotKnownYet:
+            log.info(
+                "bot not known yet; signal kept for redelivery",
+                extra={"signal_id": signal.id, "delivered": delivered},
+            )
+            self.bot_waits += 1
+            raise Retry(self.unknown_bot_delay) from None
+        except Unresolved:
+            log.warning("order outcome unknown; signal kept for redelivery", extra={"signal_id": signal.id})
+            raise Retry(RETRY_SECONDS) from None
 
     # -- one signal ---------------------------------------------------------------------------------
 

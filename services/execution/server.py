@@ -172,19 +172,15 @@ class Execution:
             tenant_events.ExchangeCredentialsChanged,
             self.tenant_events.on_credentials,
         )
-        consumer = asyncio.create_task(
-            self.intake.consume(
-                bus,
-                durable,
-                settings.execution_signal_subject,
-                ack_wait=settings.execution_signal_ack_wait_seconds,
-                concurrency=settings.execution_concurrency,
-            ),
-            name="signal-intake",
+        # One of the bus's consumers, so shutdown stops it (letting running signals finish) before
+        # NATS is drained.
+        self.intake.consume(
+            bus,
+            durable,
+            settings.execution_signal_subject,
+            ack_wait=settings.execution_signal_ack_wait_seconds,
+            concurrency=settings.execution_concurrency,
         )
-        # Registered with the bus's consumers so shutdown stops it before NATS is drained.
-        bus._tasks.append(consumer)
-        self.tasks.append(consumer)
 
     async def stop(self) -> None:
         for task in self.tasks:

@@ -4,6 +4,7 @@ consumers with explicit ack, and trace context carried in headers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 from google.protobuf.wrappers_pb2 import StringValue
@@ -84,4 +85,43 @@ async def test_a_consumer_keeps_consuming_after_an_idle_spell(infra: Infra) -> N
     await bus.publish(subject, StringValue(value="late"), msg_id=subject)
     await asyncio.wait_for(arrived.wait(), 10)
     assert seen == ["late"]
+    await bus.drain()
+
+
+async def test_a_concurrent_consumer_runs_handlers_at_once_and_retry_brings_a_message_back(
+    infra: Infra,
+) -> None:
+    bus = await connect(infra)
+    prefix = f"sig.tenant-{uuid.uuid4().hex}"
+    in_flight, peak = 0, 0
+    all_in = asyncio.Event()
+    finished: list[str] = []
+    retried: list[str] = []
+    everything = asyncio.Event()
+
+    async def handler(message: StringValue, raw: Msg) -> None:
+        nonlocal in_flight, peak
+        if message.value == "later" and not retried:
+            retried.append(message.value)
+            raise bus_module.Retry(0.2)  # not an error: comes back after the delay
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if in_flight == 4:
+            all_in.set()
+        # Each handler holds until four are running: one at a time would never get there.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_in.wait(), 5)
+        in_flight -= 1
+        finished.append(message.value)
+        if len(finished) == 5:
+            everything.set()
+
+    for i in range(4):
+        await bus.publish(f"{prefix}.{i}", StringValue(value=str(i)), msg_id=f"{prefix}.{i}")
+    await bus.publish(f"{prefix}.later", StringValue(value="later"), msg_id=f"{prefix}.later")
+    bus.consume("SIGNALS", f"fan-{uuid.uuid4().hex[:8]}", f"{prefix}.>", StringValue, handler, concurrency=8)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(everything.wait(), 20)
+    assert sorted(finished) == ["0", "1", "2", "3", "later"]
+    assert peak >= 4 and retried == ["later"]
     await bus.drain()
