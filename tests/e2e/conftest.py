@@ -86,6 +86,10 @@ class Stack:
         return tp_rpc.TenantsServiceStub(self.channels["tenants"])
 
     @property
+    def marketdata(self) -> md_rpc.MarketDataServiceStub:
+        return md_rpc.MarketDataServiceStub(self.channels["marketdata"])
+
+    @property
     def strategy(self) -> sp_rpc.StrategyServiceStub:
         return sp_rpc.StrategyServiceStub(self.channels["strategy"])
 
@@ -190,7 +194,7 @@ def _verifies_tokens(stack: Stack) -> bool:
     """Health says a service serves, not that it can reach tenants for the token keys yet: a service
     that asked while tenants was still starting waits out gRPC's reconnect backoff."""
     calls: list[Callable[[], object]] = [
-        lambda: md_rpc.MarketDataServiceStub(stack.channels["marketdata"]).ListInstruments(
+        lambda: stack.marketdata.ListInstruments(
             md.ListInstrumentsRequest(category=common.CATEGORY_LINEAR), metadata=stack.admin.meta, timeout=10
         ),
         lambda: stack.strategy.ListBots(sp.ListBotsRequest(), metadata=stack.admin.meta, timeout=10),

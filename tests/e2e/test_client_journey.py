@@ -22,6 +22,7 @@ import pytest
 from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import events_pb2 as ee
 from tradebot.execution.v1 import execution_service_pb2 as ex
+from tradebot.marketdata.v1 import marketdata_service_pb2 as md
 from tradebot.strategy.v1 import events_pb2 as se
 from tradebot.strategy.v1 import strategy_service_pb2 as sp
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
@@ -128,6 +129,19 @@ def test_a_client_journey_from_invitation_to_export(stack: Stack) -> None:
 
     signals = run_market_until(stack, signalled, 180, "the bot's first signal")
     assert [s.action for s in signals] == [se.SIGNAL_ACTION_ENTRY]
+    # The signal came from the replayed market: marketdata's candle of that hour closed at its price.
+    hour = common.TimeRange(start=signals[0].candle_start)
+    hour.end.FromSeconds(signals[0].candle_start.seconds + 3600)
+    candles = stack.marketdata.GetCandles(
+        md.GetCandlesRequest(
+            category=common.CATEGORY_LINEAR,
+            symbol="SOLUSDT",
+            interval=common.INTERVAL_1_HOUR,
+            time_range=hour,
+        ),
+        metadata=client.meta,
+    ).candles
+    assert [(c.confirmed, Decimal(c.close)) for c in candles] == [(True, Decimal(signals[0].reference_price))]
 
     def filled() -> list[Any] | None:
         fills = stack.execution.ListFills(ex.ListFillsRequest(bot_id=bot.id, mode=LIVE), metadata=client.meta)
