@@ -74,15 +74,24 @@ class BybitVenue:
         return session
 
     def websocket(
-        self, channel_type: str, api_key: str | None = None, api_secret: str | None = None, **kwargs: Any
+        self,
+        channel_type: str,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        *,
+        socket_class: type[unified_trading.WebSocket] = unified_trading.WebSocket,
+        **kwargs: Any,
     ) -> unified_trading.WebSocket:
-        """A public (`spot`, `linear`, …) or private (`private`) stream with pybit's reconnects."""
+        """A public (`spot`, `linear`, …) or private (`private`) stream with pybit's reconnects.
+
+        `socket_class` may be a subclass of pybit's `WebSocket` (e.g. one with a faster message path);
+        it is built here like pybit's own, so it gets the venue's hosts."""
         private = channel_type == "private"
         with _TEMPLATES:
             if self.env is BybitEnv.SIMULATOR:
                 point_pybit_at(self.simulator_url)
             try:
-                return unified_trading.WebSocket(
+                return socket_class(
                     testnet=self.env is BybitEnv.TESTNET,
                     # Demo trading has its own private streams; its public data is mainnet's.
                     demo=self.env is BybitEnv.DEMO and private,

@@ -28,6 +28,7 @@ from pybit.unified_trading import WebSocket
 
 from services.common.bybit import BybitVenue
 from services.marketdata.metrics import FeedMetrics
+from services.marketdata.socket import PublicSocket
 
 log = logging.getLogger("tradebot.marketdata.feed")
 
@@ -102,7 +103,7 @@ class MarketFeed:
         generation = self._generation[category]
         self._callbacks[category] = self._callback_for(category, generation)
         callback = self._callbacks[category]
-        socket = self._venue.websocket(category, retries=self._retries)
+        socket = self._venue.websocket(category, retries=self._retries, socket_class=PublicSocket)
         socket._on_open = lambda: self._reopened(category, generation)  # every later open is a reconnect
         # pybit looks a message's callback up by topic and raises KeyError for a topic it does not hold
         # (a message still in flight after an unsubscribe, a refused subscription), which kills the

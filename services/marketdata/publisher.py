@@ -1,24 +1,31 @@
 """Closed candles and throttled tickers onto JetStream.
 
-Candles are published without waiting for each acknowledgement (JetStream's asynchronous publish):
-waiting would cap a stream at one round trip per candle and the whole service at a few thousand
-candles a second. Order is still kept: one connection, messages written in call order, and the server
-stores them in that order. The acknowledgement is handled when it arrives: success advances the
-stream's stored cursor, failure sends the stream back to repair from that candle (the `Nats-Msg-Id`
-makes re-sending whatever did get stored harmless).
-See docs/decisions/0030-marketdata-exactly-once-candles.md.
+Candles are pipelined: each is written to the connection with a reply subject of this publisher's
+own (`<inbox>.<n>`), and JetStream's acknowledgements arrive there in the background. Waiting for
+each acknowledgement would cap a stream at one round trip per candle. Order is still kept: one
+connection, messages written in call order, and the server stores them in that order. An
+acknowledgement is settled when it arrives: success advances the stream's stored cursor, an error
+(or none within `ack_timeout_seconds`: a connection lost with the candle in its buffer) sends the
+stream back to repair from that candle; the `Nats-Msg-Id` makes re-sending whatever did get stored
+harmless. See docs/decisions/0030-marketdata-exactly-once-candles.md and, for why this is not
+`Bus.publish_pipelined` (nats-py's `publish_async`: a random token, a semaphore, a future and two
+callbacks per message, over half of the publishing cost), 0022-marketdata-candle-pipeline.md.
+
+Candle events carry no trace context: they start at the exchange, not inside a traced request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 import nats.errors
 import nats.js.errors
-from nats.js.api import PubAck
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from tradebot.marketdata.v1 import events_pb2
 
 from services.common.bus import Bus
@@ -36,6 +43,14 @@ def ticker_subject(category: str, symbol: str) -> str:
     return f"md.ticker.bybit.{category}.{symbol}"
 
 
+def stored(ack: bytes) -> bool:
+    """A JetStream publish acknowledgement that says stored (or already stored: a duplicate).
+
+    `{"stream":…,"seq":…}` on success; an error carries `"error"`; a status-only reply (503, no
+    stream listens on the subject) has an empty body."""
+    return ack.startswith(b'{"stream"') and b'"error"' not in ack
+
+
 class CandlePublisher:
     def __init__(
         self,
@@ -43,36 +58,122 @@ class CandlePublisher:
         metrics: FeedMetrics,
         on_acked: Callable[[Candle], None],
         on_failed: Callable[[Candle], None],
+        *,
+        ack_timeout_seconds: float = 10.0,
     ) -> None:
         self._bus = bus
         self._metrics = metrics
         self._on_acked = on_acked
         self._on_failed = on_failed
-        self._pending: set[asyncio.Future[PubAck]] = set()
+        self._ack_timeout = ack_timeout_seconds
+        self._inbox = ""
+        self._subscription: Subscription | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._next = 0
+        # reply token -> (candle, monotonic time sent); insertion order is sending order
+        self._pending: dict[int, tuple[Candle, float]] = {}
+        self._settled = asyncio.Event()  # set while nothing is awaiting its acknowledgement
+        self._settled.set()
+        self._lag: dict[bool, float | None] = {True: None, False: None}  # worst of this loop turn
+        self._lag_due = False
+
+    async def _open(self) -> None:
+        inbox = self._bus.client.new_inbox()
+        self._subscription = await self._bus.client.subscribe(f"{inbox}.*", cb=self._on_ack)
+        self._inbox = inbox + "."
+        self._sweeper = asyncio.create_task(self._sweep(), name="candle-ack-sweeper")
 
     async def publish(self, candle: Candle, backfilled: bool = False) -> None:
         """Send one closed candle; returns once it is written to the connection, before its ack."""
+        if not self._inbox:
+            await self._open()
         now = time.time()
         event = candle.event(int(now * 1000), backfilled)
-        future = await self._bus.publish_pipelined(candle.key.subject, event, event.event_id)
-        self._pending.add(future)
-        future.add_done_callback(lambda f: self._settled(f, candle))
-        self._metrics.candle_lag.record(now - (candle.end + 1) / 1000, BACKFILLED if backfilled else LIVE)
+        token = self._next
+        self._next += 1
+        self._pending[token] = (candle, time.monotonic())
+        self._settled.clear()
+        try:
+            await self._bus.client.publish(
+                candle.key.subject,
+                event.SerializeToString(),
+                reply=f"{self._inbox}{token}",
+                headers={"Nats-Msg-Id": event.event_id},
+            )
+        except Exception:
+            self._forget(token)
+            raise
+        self._note_lag(now - (candle.end + 1) / 1000, backfilled)
 
-    def _settled(self, future: asyncio.Future[PubAck], candle: Candle) -> None:
-        self._pending.discard(future)
-        if future.cancelled() or future.exception() is not None:
-            error = "cancelled" if future.cancelled() else repr(future.exception())
-            log.warning("candle publish failed; repairing", extra={"stream": str(candle.key), "error": error})
-            self._on_failed(candle)
-            return
-        self._metrics.published[candle.key.category] += 1
-        self._on_acked(candle)
+    def _note_lag(self, lag: float, backfilled: bool) -> None:
+        # An OTel histogram observation costs ~8 µs: at tens of thousands of candles a second that
+        # alone would be a sixth of the core. One observation per loop turn and source (its worst).
+        worst = self._lag[backfilled]
+        self._lag[backfilled] = lag if worst is None else max(worst, lag)
+        if not self._lag_due:
+            self._lag_due = True
+            asyncio.get_running_loop().call_soon(self._record_lag)
 
-    async def settle(self) -> None:
-        """Wait for the acknowledgements still outstanding (graceful shutdown, tests, benchmarks)."""
-        if self._pending:
-            await asyncio.wait(list(self._pending))
+    def _record_lag(self) -> None:
+        self._lag_due = False
+        for backfilled, lag in self._lag.items():
+            if lag is not None:
+                self._metrics.candle_lag.record(lag, BACKFILLED if backfilled else LIVE)
+                self._lag[backfilled] = None
+
+    def _forget(self, token: int) -> tuple[Candle, float] | None:
+        entry = self._pending.pop(token, None)
+        if not self._pending:
+            self._settled.set()
+        return entry
+
+    async def _on_ack(self, msg: Msg) -> None:
+        entry = self._forget(int(msg.subject[len(self._inbox) :]))
+        if entry is None:
+            return  # already given up on (timed out) and repaired; the repeat was a duplicate
+        candle = entry[0]
+        if stored(msg.data):
+            self._metrics.published[candle.key.category] += 1
+            self._on_acked(candle)
+        else:
+            self._failed(candle, msg.data.decode(errors="replace") or str(msg.headers))
+
+    def _failed(self, candle: Candle, error: str) -> None:
+        log.warning("candle publish failed; repairing", extra={"stream": str(candle.key), "error": error})
+        self._on_failed(candle)
+
+    async def _sweep(self) -> None:
+        """Candles whose acknowledgement never came are failed (and so repaired)."""
+        while True:
+            await asyncio.sleep(min(1.0, self._ack_timeout / 2))
+            expired = time.monotonic() - self._ack_timeout
+            late = []
+            for token, (candle, sent) in self._pending.items():
+                if sent > expired:
+                    break
+                late.append((token, candle))
+            for token, candle in late:
+                self._forget(token)
+                self._failed(candle, f"no acknowledgement within {self._ack_timeout}s")
+
+    @property
+    def unacknowledged(self) -> int:
+        return len(self._pending)
+
+    async def settle(self, within: float = 10.0) -> None:
+        """Wait (up to `within` seconds) for the acknowledgements still outstanding (graceful
+        shutdown, tests, benchmarks)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), within)
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._subscription is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._subscription.unsubscribe()
 
     async def last_published_start(self, key: StreamKey) -> int | None:
         """Start of the newest candle on the stream's subject in JetStream, None if there is none."""

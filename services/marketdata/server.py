@@ -135,6 +135,8 @@ async def setup(runtime: ServiceRuntime) -> None:
                 await task
         await streams.stop()
         await feed.close()
+        await publisher.settle(5.0)
+        await publisher.close()
         await history.stop()
         engine.dispose()
 
