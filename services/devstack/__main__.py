@@ -212,10 +212,10 @@ def main() -> int:
             demo = seed_demo(stack, addresses, args.data)
             if stack.simulator is not None:
                 stack.simulator.resume(args.seconds_per_candle)
-                console.print(
-                    f"  replay      bundled SOLUSDT and XRPUSDT hourly candles, "
-                    f"{args.seconds_per_candle:g}s per candle"
-                )
+                what = "bundled SOLUSDT and XRPUSDT hourly candles"
+                if not stack.on_simulator:
+                    what = f"paper trading only, on {what}"
+                console.print(f"  replay      {what}, {args.seconds_per_candle:g}s per candle")
             if demo is not None:
                 print_demo(demo, by_name["dashboard"].address, args.data)
                 # Waiting for the trade to exit says itself when it gives up.
@@ -250,19 +250,23 @@ class DemoError(Exception):
 
 
 def seed_demo(stack: Stack, addresses: dict[str, str], data: Path) -> Demo | None:
-    """The admin, the demo client and their bot, on the simulator only (real exchanges need real keys)."""
-    if not stack.on_simulator:
-        console.print("  demo        skipped: BYBIT_ENV is not the simulator")
-        return None
+    """The admin, the demo client and their bot; off the simulator's market only the admin (a bot there
+    would wait for Bybit's candles)."""
     seed = DemoSeed(addresses, data / "outbox", data)
     try:
-        with console.status("setting up the demo tenant and its bot…"):
-            return seed.ensure()
+        with console.status("setting up the platform admin and the demo…"):
+            if stack.on_simulator:
+                return seed.ensure()
+            logins = seed.ensure_admin()
     except (grpc.RpcError, RuntimeError, OSError) as error:
         detail = error.details() if isinstance(error, grpc.RpcError) else str(error)
         raise DemoError(detail) from None
     finally:
         seed.close()
+    console.print(f"  admin       {logins.admin_email}", highlight=False)
+    console.print(f"  password    {logins.admin_password}", highlight=False)
+    console.print(f"  demo        skipped: BYBIT_ENV is {stack.venue}, not the simulator")
+    return None
 
 
 def print_demo(demo: Demo, dashboard: str, data: Path) -> None:

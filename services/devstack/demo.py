@@ -14,9 +14,11 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from email import message_from_bytes
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 from tradebot.common.v1 import common_pb2 as common
@@ -38,6 +40,7 @@ MODE = common.TRADING_MODE_PAPER
 # Services report healthy before each can reach the others (a token check waits out gRPC's reconnect
 # backoff towards tenants), so the first calls may find one UNAVAILABLE for a moment.
 SETTLE_SECONDS = 60.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -73,6 +76,18 @@ class Demo:
         return int(self.bot.mode)
 
 
+def _settling(steps: Callable[[], T]) -> T:
+    """Every step is idempotent, so after an UNAVAILABLE the whole sequence simply runs again."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        try:
+            return steps()
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+        time.sleep(1)
+
+
 def _password() -> str:
     return f"Tb-{secrets.token_urlsafe(12)}"
 
@@ -98,22 +113,23 @@ class DemoSeed:
         self.strategy_channel.close()
 
     def ensure(self) -> Demo:
-        """Each step is idempotent, so after an UNAVAILABLE the whole sequence simply runs again."""
-        deadline = time.monotonic() + SETTLE_SECONDS
-        while True:
-            try:
-                return self._ensure()
-            except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                    raise
-            time.sleep(1)
+        """The admin, the demo client and the running bot."""
+        return _settling(self._ensure)
 
-    def _ensure(self) -> Demo:
+    def ensure_admin(self) -> DemoLogins:
+        """Only the platform admin (where no demo bot can trade, e.g. on Bybit testnet)."""
+        return _settling(lambda: self._admin()[0])
+
+    def _admin(self) -> tuple[DemoLogins, tp.AuthTokens]:
         logins = DemoLogins.load_or_create(self.path)
         admin = self._login(logins.admin_email, logins.admin_password)
         if admin is None:
             invite = self._outbox_invite(logins.admin_email)
             admin = self._sign_up(invite, logins.admin_email, "Platform", logins.admin_password)
+        return logins, admin
+
+    def _ensure(self) -> Demo:
+        logins, admin = self._admin()
         client = self._login(logins.email, logins.password)
         if client is None:
             invite = self.tenants.CreateInvite(
