@@ -21,6 +21,7 @@ process before any bot plus each bot's 500-bar window and indicator columns.
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import statistics
@@ -162,12 +163,31 @@ async def run_engine(nats_url: str, db_url: str, conn: Connection) -> None:
         batches.append(len(events))
         return outcomes
 
+    pauses: list[float] = []  # the garbage collector's, while candles flow
+    began: list[float] = [0.0]
+
+    def collected(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - began[0])
+
+    gc.callbacks.append(collected)
     feed = PushedFeed(bus)
     await feed.start("MARKETDATA", "strategy-bench", "md.candle.>", md_events.CandleClosed, timed)
     conn.send({"warmup_seconds": warmup, "before_bots": rss_before, "after_warmup": rss_mib()})
     await asyncio.to_thread(conn.recv)  # the driver has finished its rounds
     await asyncio.sleep(1.0)  # the last publications' acknowledgements
-    conn.send({"end": rss_mib(), "evaluations": evaluations, "batches": batches, "published": publisher.ids})
+    gc.callbacks.remove(collected)
+    conn.send(
+        {
+            "end": rss_mib(),
+            "evaluations": evaluations,
+            "batches": batches,
+            "published": publisher.ids,
+            "gc_pauses": pauses,
+        }
+    )
     await feed.stop()
     await journal.stop()
     await bus.drain()
@@ -192,6 +212,15 @@ async def drive(nats_url: str) -> tuple[list[tuple[int, float]], list[str]]:
         by_round.setdefault(start, []).append(latencies[-1][1])
 
     await bus.client.subscribe("sig.>", cb=on_signal)
+    inbox = bus.client.new_inbox()
+    acks: dict[int, int] = {}
+
+    async def on_ack(msg: Any) -> None:
+        if b'"error"' not in msg.data:
+            r = int(msg.subject.split(".")[-2])
+            acks[r] = acks.get(r, 0) + 1
+
+    await bus.client.subscribe(f"{inbox}.>", cb=on_ack)
     for r in range(ROUNDS):
         t = HISTORY + r
         start = T0 + MINUTE * t
@@ -208,10 +237,17 @@ async def drive(nats_url: str) -> tuple[list[tuple[int, float]], list[str]]:
         now = time.monotonic()
         for event in events:
             published[(event.candle.symbol, start)] = now
-        await asyncio.gather(
-            *(bus.publish(f"md.candle.bybit.linear.{e.candle.symbol}.1", e, e.event_id) for e in events)
-        )
+        # As marketdata's publisher does it: every candle written at once with a reply subject of its
+        # own, JetStream's acknowledgements collected as they come (services/marketdata/publisher.py).
+        for n, event in enumerate(events):
+            await bus.client.publish(
+                f"md.candle.bybit.linear.{event.candle.symbol}.1",
+                event.SerializeToString(),
+                reply=f"{inbox}.{r}.{n}",
+                headers={"Nats-Msg-Id": event.event_id},
+            )
         await asyncio.sleep(ROUND_GAP_SECONDS)
+        assert acks[r] == len(events), f"round {r}: {acks[r]} of {len(events)} candles acknowledged"
     await bus.drain()
     print("round max ms:", [round(max(v) * 1000) for _, v in sorted(by_round.items())])
     return latencies, received
@@ -272,6 +308,7 @@ def main() -> None:
     p50, p99, b50, b99 = ms(latencies, 50), ms(latencies, 99), ms(base, 50), ms(base, 99)
     s50, s99 = ms(singly, 50), ms(singly, 99)
     print(f"candle to signal, batches: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"collector while candles flow: longest pause {max(rss['gc_pauses'], default=0.0) * 1000:.1f} ms")
     for name, q50, q99 in (("one candle at a time", s50, s99), ("500-bar recompute", b50, b99)):
         print(f"{name} (same run): p50 {q50:.1f} ms ({q50 / p50:.2f}x), p99 {q99:.1f} ms ({q99 / p99:.2f}x)")
     write_result(
@@ -302,6 +339,12 @@ def main() -> None:
                 "candles_per_batch_p50": float(np.percentile(rss["batches"], 50)),
                 "candles_per_batch_max": max(rss["batches"]),
                 "note": "one batch of candles (every symbol's bots, signals put on the wire) in the handler",
+            },
+            "garbage_collector_while_candles_flow": {
+                "collections": len(rss["gc_pauses"]),
+                "longest_pause_ms": max(rss["gc_pauses"], default=0.0) * 1000,
+                "note": "the engine freezes what a group build leaves alive; an unfrozen full collection "
+                "of 10,000 bots' state paused a burst for about 140 ms",
             },
             "machine_cpus": os.cpu_count(),
             "machine_load_1min_at_end": os.getloadavg()[0],

@@ -438,8 +438,10 @@ class Engine:
         self, bot: BotRow, why: str, held: HeldPosition | None, *, from_exchange: bool
     ) -> events_pb2.Signal | None:
         """The user stops the bot and wants its position closed: publish an EXIT for the position it
-        holds, store it, and return it (None when it holds none). `held` is execution's view when
-        `from_exchange`; otherwise the bank's belief is all there is. The id comes from the bot and its
+        holds, store it, and return it (None when it holds none). The bot holds one when execution
+        (`held`, asked when `from_exchange`) or the bank says so: execution's view is the exchange's but
+        can lag a fill by a moment, the bank's can miss what happened on the exchange (0055); an EXIT
+        for a position that is not there is skipped by execution. The id comes from the bot and its
         run, so stopping again, or retrying a stop that failed after this, cannot make a second one."""
         group = self._by_bot.get(bot.id)
         side, candle_ms, price = 0, None, float("nan")
@@ -452,8 +454,8 @@ class Engine:
                 i = group.index(bot.id)
                 if i is not None and group.bank is not None and group.last_ms is not None:
                     side, candle_ms, price = int(group.bank.side[i]), group.last_ms, group.last_close
-        if from_exchange:
-            side = held.side if held is not None else 0
+        if held is not None:
+            side = held.side  # what the exchange holds; else the bank's belief (execution may lag a fill)
         if side == 0:
             log.info("stop: no position to close", extra={"bot": bot.id, "exchange_view": from_exchange})
             return None

@@ -190,6 +190,21 @@ def test_stop_with_close_position_closes_the_position_on_the_exchange_once(dash:
         wait_for(lambda: bool(open_positions(dash, uid)), ENTRY_WITHIN_SECONDS, "the bot's first position")
     finally:
         sim(dash, "clock", {"action": "pause"})
+    if not open_positions(dash, uid):  # closed by its stop or target before the pause: once more
+        sim(dash, "clock", {"action": "resume"})
+        sim(dash, "clock", {"action": "speed", "seconds_per_candle": FAST_SECONDS_PER_CANDLE})
+        try:
+            wait_for(lambda: bool(open_positions(dash, uid)), ENTRY_WITHIN_SECONDS, "the bot's next position")
+        finally:
+            sim(dash, "clock", {"action": "pause"})
+    # The trader sees the position on the platform (execution has it) and stops the bot.
+    positions = ex.ListPositionsRequest(bot_id=bot.id, mode=common.TRADING_MODE_LIVE)
+    risk = execution(dash)
+    wait_for(
+        lambda: bool(risk.ListPositions(positions, metadata=owner.meta, timeout=10).positions),
+        60,
+        "execution to see the position",
+    )
     try:
         request = sp.StopBotRequest(bot_id=bot.id, close_position=True, reason="done for today")
         stopped = stub.StopBot(request, metadata=owner.meta, timeout=30).bot
