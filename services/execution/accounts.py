@@ -66,6 +66,7 @@ class Accounts:
         self.tenants: dict[str, TenantAccount] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._stopped = False  # no background work is started once stopping has begun
+        self._erased: set[str] = set()  # tenants whose data was deleted (data_rights.py)
 
     def _state(self, tenant_id: str) -> TenantAccount:
         return self.tenants.setdefault(tenant_id, TenantAccount())
@@ -76,6 +77,8 @@ class Accounts:
 
     async def client(self, tenant_id: str) -> AccountClient | None:
         """The tenant's session with its current key, or None without credentials."""
+        if tenant_id in self._erased:
+            return None
         key = await self.credentials.get(tenant_id)
         state = self._state(tenant_id)
         if key is None:
@@ -94,7 +97,7 @@ class Accounts:
         covers whatever happened before it was. Raises ExchangeError when reconciliation cannot
         reach the exchange."""
         client = await self.client(tenant_id)
-        if client is None:
+        if client is None or tenant_id in self._erased:  # erased while the key was being read
             return None
         state = self._state(tenant_id)
         if state.reconciled:
@@ -166,6 +169,9 @@ class Accounts:
         state.stream = stream
 
     async def _mark_active(self, tenant_id: str, active: bool) -> None:
+        if tenant_id in self._erased:  # work begun before the deletion must not bring a row back
+            return
+
         def work(session: Session) -> None:
             row = session.get(models.Account, (tenant_id, self.mode)) or models.Account(
                 tenant_id=tenant_id, mode=self.mode
@@ -200,6 +206,17 @@ class Accounts:
             return
         await self.client(tenant_id)  # rebuilds session and stream with the new key
         self.activate(tenant_id)
+
+    async def erase(self, tenant_id: str) -> None:
+        """The tenant's data is being deleted: close its stream, forget its key and session, destroy a
+        key this service provisioned, and never open its account again in this process."""
+        self._erased.add(tenant_id)
+        state = self.tenants.get(tenant_id)
+        await self.credentials_changed(tenant_id, 0, deleted=True)
+        await self.credentials.erase(tenant_id)
+        if state is not None:
+            async with state.ready:  # a first reconciliation under way writes its rows before the erasure
+                pass
 
     async def start(self, concurrency: int = 16) -> None:
         """Bring every account that was active before the restart back, reconciling each first."""

@@ -11,11 +11,14 @@ and the next use reads that version.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import hvac
 
 from services.common.vault import SecretStore
 
@@ -113,3 +116,15 @@ class CredentialCache:
             key = ApiKey(str(data["api_key"]), str(data["api_secret"]))
             self._cache[tenant_id] = (time.monotonic() + self._ttl, key)
             return key
+
+    async def erase(self, tenant_id: str) -> None:
+        """Forget the tenant's key and destroy it in Vault if this service provisioned it (paper
+        accounts); a key the tenant stored through tenants is tenants' to destroy (DeleteTenant)."""
+        self._cache.pop(tenant_id, None)
+        self._pinned.pop(tenant_id, None)
+        store = self._secrets()
+        if store is None or self._provision is None:
+            return
+        async with self._locks.setdefault(tenant_id, asyncio.Lock()):
+            with contextlib.suppress(hvac.exceptions.InvalidPath):  # never provisioned, or destroyed
+                await asyncio.to_thread(store.destroy, self._path(tenant_id))

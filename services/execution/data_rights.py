@@ -7,8 +7,8 @@ table added later is exported and erased without touching this module. No column
 key or secret (models.py); those live in Vault and in memory only.
 
 Deletion first forgets the tenant in memory (cached credentials, exchange sessions, private streams)
-for every account mode, so nothing keeps trading or writing for them, then removes the rows in one
-transaction. It is idempotent.
+for every account mode, so nothing keeps trading or writing for them, destroys the paper account's key
+execution provisioned in Vault, then removes the rows in one transaction. It is idempotent.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class DataRightsRpc:
     deps: Deps
 
     def _accounts(self) -> list[Accounts]:
-        every = [self.deps.accounts, getattr(self.deps, "paper", None)]
+        every = [self.deps.accounts, self.deps.paper]
         return [accounts for accounts in every if accounts is not None]
 
     async def ExportTenantData(
@@ -97,7 +97,6 @@ class DataRightsRpc:
     ) -> pb.DeleteTenantDataResponse:
         tenant_id = _tenant(request.tenant_id)
         for accounts in self._accounts():
-            # As when the tenant deletes their key: cached key, session and stream are dropped.
-            await accounts.credentials_changed(tenant_id, 0, deleted=True)
+            await accounts.erase(tenant_id)
         counts = await self.deps.store.run(lambda s: erase(s, tenant_id))
         return pb.DeleteTenantDataResponse(deleted_rows=counts)

@@ -24,6 +24,7 @@ from tradebot.strategy.v1 import strategy_service_pb2_grpc as strategy_rpc
 from services.common.errors import Unavailable
 
 Metadata = Callable[[], Awaitable[tuple[tuple[str, str], ...]]]
+LOCAL_POOL = (("grpc.use_local_subchannel_pool", 1),)
 TIMEOUT_SECONDS = 60.0  # a large tenant's export is a few queries; deletion stops streams first
 
 
@@ -43,7 +44,9 @@ class Partner:
     def method(self, rpc: str) -> tuple[Any, Any]:
         """The stub's method and its request class, e.g. ("DeleteTenantData", DeleteTenantDataRequest)."""
         if self.channel is None:
-            self.channel = grpc.aio.insecure_channel(self.address)
+            # A pool of its own: gRPC shares connections between channels to one address by default,
+            # and a shared one still backing off after the service restarted would refuse the retry.
+            self.channel = grpc.aio.insecure_channel(self.address, options=LOCAL_POOL)
         stub_class, messages = APIS[self.name]
         return getattr(stub_class(self.channel), rpc), getattr(messages, f"{rpc}Request")
 

@@ -301,7 +301,11 @@ class AuditRpcs(CredentialRpcs):
             self.record(
                 session, tenant_id, "tenant.delete", caller=caller, target_type="tenant", details=details
             )
-            events.queue(
-                session, *events.credentials_changed(tenant_id, events_pb2.CREDENTIALS_CHANGE_DELETED, 0)
-            )
+            if "execution" not in removed:
+                # Execution not reached (not deployed): the event still stops any trading on the key.
+                # When it confirmed the deletion it has forgotten the tenant already, and a late
+                # event would only make it write an account row for a tenant that is gone.
+                events.queue(
+                    session, *events.credentials_changed(tenant_id, events_pb2.CREDENTIALS_CHANGE_DELETED, 0)
+                )
             return pb.DeleteTenantResponse(purge_time=convert.ts(now))

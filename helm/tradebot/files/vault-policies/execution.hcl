@@ -11,7 +11,8 @@ path "secret/data/paper/+/exchange" {
   capabilities = ["create", "update", "read"]
 }
 path "secret/metadata/paper/+/exchange" {
-  capabilities = ["read"]
+  # delete: a deleted tenant's paper key is destroyed with the rest of its data
+  capabilities = ["read", "delete"]
 }
 # Its own service identity: signs the short-lived token it presents to other platform services.
 path "transit/sign/service-execution-rs256" {
