@@ -384,7 +384,7 @@ def test_delete_removes_the_tenant_everywhere_and_leaves_others_untouched(
     b_before = rights.rows_of(b.tenant_id)
     root = hvac.Client(url=rights.infra.vault.addr, token=rights.infra.vault.root_token)
     assert root.secrets.kv.v2.read_secret_version(
-        path=f"tenants/{a.tenant_id}/exchange", mount_point="secret"
+        path=f"tenants/{a.tenant_id}/exchange", mount_point="secret", raise_on_deleted_version=True
     )
 
     tenants = rights.stub("tenants")
@@ -408,7 +408,7 @@ def test_delete_removes_the_tenant_everywhere_and_leaves_others_untouched(
     bots = rights.stub("strategy").ListBots(st.ListBotsRequest(), metadata=b.meta, timeout=10).bots
     assert [bot.id for bot in bots] == [world.b_bot]
     assert root.secrets.kv.v2.read_secret_version(
-        path=f"tenants/{b.tenant_id}/exchange", mount_point="secret"
+        path=f"tenants/{b.tenant_id}/exchange", mount_point="secret", raise_on_deleted_version=True
     )
 
     # The audit chain of A still verifies and ends with the deletion, naming what each service removed.
