@@ -7,6 +7,7 @@ admin is signed up through the public API, as a person would."""
 from __future__ import annotations
 
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ from tests.helpers.invariants import Sources
 
 PASSWORD = "Correct-Horse-42!"
 TOTP_STEP = 30
+# Seconds of wall time per replayed hourly candle while the journey waits for a signal: fast, yet slow
+# enough that the market is paused again within the candle after the signal (before a stop-loss or
+# take-profit could close the new position).
+FAST_SECONDS_PER_CANDLE = 0.5
 T = TypeVar("T")
 
 
@@ -46,6 +51,25 @@ def eventually(probe: Callable[[], T | None], within: float, what: str, every: f
             return found
         time.sleep(every)
     raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+
+
+def metric(stack: Stack, service: str, name: str) -> float | None:
+    port = stack.services[service].ready_info()["metrics_port"]
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def run_market_until(stack: Stack, done: Callable[[], Any], within: float, what: str) -> Any:
+    """Replay candles fast until `done` holds, then pause the market again."""
+    stack.clock(action="speed", seconds_per_candle=FAST_SECONDS_PER_CANDLE)
+    stack.clock(action="resume")
+    try:
+        return eventually(done, within, what, every=0.1)
+    finally:
+        stack.clock(action="pause")
 
 
 @dataclass

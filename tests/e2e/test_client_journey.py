@@ -12,9 +12,7 @@ exchange's ground truth in agreement.
 from __future__ import annotations
 
 import json
-import urllib.request
 import uuid
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -27,23 +25,10 @@ from tradebot.strategy.v1 import events_pb2 as se
 from tradebot.strategy.v1 import strategy_service_pb2 as sp
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
 
-from tests.e2e.conftest import PASSWORD, Person, Stack, eventually
+from tests.e2e.conftest import PASSWORD, Person, Stack, eventually, metric, run_market_until
 from tests.helpers.invariants import ExchangeAccount, settled
 
 LIVE = common.TRADING_MODE_LIVE
-# Seconds of wall time per replayed hourly candle while the journey waits for a signal: fast, yet slow
-# enough that the market is paused again within the candle after the signal (before a stop-loss or
-# take-profit could close the new position).
-FAST_SECONDS_PER_CANDLE = 0.5
-
-
-def metric(stack: Stack, service: str, name: str) -> float | None:
-    port = stack.services[service].ready_info()["metrics_port"]
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def enrol_2fa(stack: Stack, client: Person) -> None:
@@ -60,16 +45,6 @@ def enrol_2fa(stack: Stack, client: Person) -> None:
         tp.LoginRequest(email=client.email, password=PASSWORD, totp_code=client.fresh_code())
     )
     client.tokens = again.tokens
-
-
-def run_market_until(stack: Stack, done: Callable[[], Any], within: float, what: str) -> Any:
-    """Replay candles fast until `done` holds, then pause the market again."""
-    stack.clock(action="speed", seconds_per_candle=FAST_SECONDS_PER_CANDLE)
-    stack.clock(action="resume")
-    try:
-        return eventually(done, within, what, every=0.1)
-    finally:
-        stack.clock(action="pause")
 
 
 def test_a_client_journey_from_invitation_to_export(stack: Stack) -> None:

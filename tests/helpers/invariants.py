@@ -27,8 +27,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import hvac
 import psycopg2
 import psycopg2.extras
+
+from services.common.bybit import BybitEnv, BybitVenue
+from services.common.vault import SecretStore
 
 PROTECTIVE_CREATE_TYPES = {"CreateByStopLoss", "CreateByTakeProfit", "CreateByTrailingStop"}
 
@@ -50,6 +54,17 @@ class Sources:
     database_url: str
     strategy_schema: str = "strategy"
     execution_schema: str = "execution"
+
+
+def paper_account(sources: Sources, vault: hvac.Client, tenant_id: str) -> ExchangeAccount:
+    """The tenant's paper account: execution keeps its key in Vault (decision 0036), the simulator
+    names the key's account (`/v5/user/query-api`)."""
+    key = SecretStore(vault).read(f"paper/{tenant_id}/exchange")
+    if not key:
+        raise AssertionError(f"execution has opened no paper account for tenant {tenant_id}")
+    session = BybitVenue(BybitEnv.SIMULATOR, sources.simulator_url).http(key["api_key"], key["api_secret"])
+    uid = session.get_api_key_information()["result"]["userID"]
+    return ExchangeAccount(tenant_id, int(uid), "PAPER")
 
 
 def check(sources: Sources, accounts: Iterable[ExchangeAccount]) -> list[str]:
