@@ -28,6 +28,8 @@ from tradebot.tenants.v1 import tenants_service_pb2 as tp
 from tests.e2e.conftest import PASSWORD, Person, Stack, eventually, metric, run_market_until
 from tests.helpers.invariants import ExchangeAccount, settled
 
+# Start-up of the whole platform (the first test of the session pays it) and a market run.
+pytestmark = pytest.mark.timeout(600)
 LIVE = common.TRADING_MODE_LIVE
 
 

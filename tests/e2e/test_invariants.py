@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import psycopg2
+import pytest
 from tradebot.common.v1 import common_pb2 as common
 from tradebot.strategy.v1 import strategy_service_pb2 as sp
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
@@ -15,6 +16,9 @@ from tradebot.tenants.v1 import tenants_service_pb2 as tp
 from services.common.bybit import BybitEnv, BybitVenue
 from tests.e2e.conftest import Stack, eventually
 from tests.helpers.invariants import ExchangeAccount, check, settled
+
+# Possibly start-up of the whole platform.
+pytestmark = pytest.mark.timeout(600)
 
 
 def sql(stack: Stack, query: str, *args: Any) -> list[tuple[Any, ...]]:

@@ -5,6 +5,7 @@ orders, fills, position and balance in agreement with our records."""
 from __future__ import annotations
 
 import hvac
+import pytest
 from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import execution_service_pb2 as ex
 from tradebot.strategy.v1 import strategy_service_pb2 as sp
@@ -15,6 +16,9 @@ from tests.helpers.infra import Infra
 from tests.helpers.invariants import paper_account, settled
 
 PAPER = common.TRADING_MODE_PAPER
+
+# Possibly start-up of the whole platform, and a market run.
+pytestmark = pytest.mark.timeout(600)
 
 
 def test_a_paper_bot_trades_without_keys_and_its_account_agrees(stack: Stack, infra: Infra) -> None:

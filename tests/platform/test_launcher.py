@@ -12,10 +12,14 @@ from pathlib import Path
 
 import hvac
 import psycopg2
+import pytest
 
 from services.devstack.openbao import EmbeddedOpenBao
 from services.devstack.platform import REPO
 from services.devstack.postgres import EmbeddedPostgres
+
+# Two launches, the first until the demo's first trade: on a loaded machine more than the default.
+pytestmark = pytest.mark.timeout(900)
 
 
 def launch(data: Path, until: str = "--exit-when-ready") -> subprocess.CompletedProcess[str]:
