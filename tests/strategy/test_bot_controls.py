@@ -24,6 +24,7 @@ from tradebot.strategy.v1 import strategy_service_pb2 as sp
 from tradebot.strategy.v1 import strategy_service_pb2_grpc as sp_rpc
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
 
+from services.devstack.nats import EmbeddedNats
 from services.devstack.platform import pick_port
 from tests.dashboard import conftest as dashboard_slice
 from tests.dashboard.conftest import Member, Slice
@@ -159,6 +160,42 @@ def test_a_start_that_cannot_be_checked_is_unavailable(dash: Slice, blind_strate
     error = refused(lambda: stub.StartBot(sp.StartBotRequest(bot_id=bot.id), metadata=owner.meta, timeout=30))
     assert error.code() == grpc.StatusCode.UNAVAILABLE, error
     assert "kill switches" in (error.details() or "") and "not started" in (error.details() or "")
+    assert status_of(stub, owner, bot.id) == se.BOT_STATUS_CREATED
+
+
+@pytest.fixture
+def strategy_with_own_nats(
+    dash: Slice, infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, EmbeddedNats]]:
+    """A strategy process of the slice on a NATS server of its own, which the test can take away."""
+    folder = tmp_path_factory.mktemp("own-nats")
+    nats_server = EmbeddedNats(folder / "nats").start()
+    env = {
+        "TENANTS_ADDR": dash.address("tenants"),
+        "MARKETDATA_ADDR": dash.address("marketdata"),
+        "NATS_URL": nats_server.url,
+    }
+    process = StrategyProcess(infra, folder, env)
+    asyncio.run(process.start())
+    try:
+        yield process.address, nats_server
+    finally:
+        process.stop()
+        nats_server.stop()
+
+
+def test_a_start_whose_lifecycle_event_cannot_be_published_leaves_the_bot_as_it_was(
+    dash: Slice, strategy_with_own_nats: tuple[str, EmbeddedNats]
+) -> None:
+    """Execution learns bots from their lifecycle events: a bot must never run (be saved RUNNING, which
+    the engine reads) without its event on NATS."""
+    address, nats_server = strategy_with_own_nats
+    owner = dash.new_tenant("no-nats")
+    stub = strategy(dash, address)
+    bot = create_bot(stub, owner, common.TRADING_MODE_PAPER)
+    nats_server.stop()
+    error = refused(lambda: stub.StartBot(sp.StartBotRequest(bot_id=bot.id), metadata=owner.meta, timeout=60))
+    assert error.code() != grpc.StatusCode.OK
     assert status_of(stub, owner, bot.id) == se.BOT_STATUS_CREATED
 
 
