@@ -318,7 +318,7 @@ class Engine:
             if len(decided) > before and outcomes[n] is None:
                 waiting.append(n)
         sending = await self._send(decided)
-        self.metrics.evaluation.record(time.perf_counter() - received, {"candles": len(events)})
+        self.metrics.evaluation.record(time.perf_counter() - received)
         result: list[Outcome] = list(outcomes)
         if sending is not None:
             for n in waiting:

@@ -22,7 +22,7 @@ class EngineMetrics:
         self.evaluation = meter.create_histogram(
             "strategy_candle_evaluation_seconds",
             unit="s",
-            description="Time from a closed candle's arrival to its group's signals being published",
+            description="Time to evaluate a batch of closed candles and put all their signals on the wire",
         )
         self.signals = meter.create_counter(
             "strategy_signals_total", description="Signals published, by action (rate() gives per minute)"
