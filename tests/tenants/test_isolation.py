@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "ListApiTokens": {OWNER, TRADER, VIEWER},
     "RevokeApiToken": {OWNER, TRADER},
     "PutExchangeCredentials": {OWNER},
-    "GetExchangeCredentialsStatus": {OWNER, TRADER, VIEWER},
+    "GetExchangeCredentialsStatus": {OWNER, TRADER, VIEWER, SERVICE},  # a service names the tenant
     "RotateExchangeCredentials": {OWNER},
     "DeleteExchangeCredentials": {OWNER},
     "GetSettings": {OWNER, TRADER, VIEWER},
