@@ -23,11 +23,15 @@ from services.dashboard.client import NotAvailable, PlatformError, SessionEnded
 
 UNDO_SECONDS = 5.0
 
-# Phones: tighter padding, buttons and inputs a thumb can hit, tables that scroll instead of squeezing.
+# Phones: tighter side padding (the top keeps clear of the fixed header, which would otherwise cover
+# who is signed in), full-width buttons a thumb can hit (their containers shrink to fit by default).
 MOBILE_CSS = """
 <style>
 @media (max-width: 640px) {
-  .block-container { padding: 0.75rem 0.6rem 3rem 0.6rem !important; }
+  .block-container { padding: 4rem 0.6rem 3rem 0.6rem !important; }
+  [data-testid="stElementContainer"]:has([data-testid="stButton"]),
+  [data-testid="stElementContainer"]:has([data-testid="stFormSubmitButton"]),
+  [data-testid="stButton"], [data-testid="stFormSubmitButton"] { width: 100% !important; }
   [data-testid="stButton"] button, [data-testid="stFormSubmitButton"] button {
     width: 100%; min-height: 2.75rem;
   }

@@ -17,6 +17,9 @@ import grpc
 import pyotp
 import pytest
 from streamlit.testing.v1 import AppTest
+from tradebot.common.v1 import common_pb2 as common
+from tradebot.strategy.v1 import strategy_service_pb2 as sp
+from tradebot.strategy.v1 import strategy_service_pb2_grpc as sp_rpc
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 from tradebot.tenants.v1 import tenants_service_pb2_grpc as rpc
 
@@ -92,6 +95,28 @@ class Slice:
         email = unique_email(label)
         reply = self.tenants.CreateInvite(pb.CreateInviteRequest(email=email, role=role), metadata=owner.meta)
         return self.signup(reply.invite_token, email)
+
+    def create_bot(self, member: Member, name: str, mode: int = common.TRADING_MODE_PAPER) -> Any:
+        """A PPP Vishva bot on SOLUSDT hourly candles, through strategy's public API."""
+        with grpc.insecure_channel(self.address("strategy")) as channel:
+            return (
+                sp_rpc.StrategyServiceStub(channel)
+                .CreateBot(
+                    sp.CreateBotRequest(
+                        name=name,
+                        strategy_id="ppp_vishva",
+                        template="moderate",
+                        category=common.CATEGORY_LINEAR,
+                        symbol="SOLUSDT",
+                        interval=common.INTERVAL_1_HOUR,
+                        mode=mode,
+                        capital_allocation="1000",
+                    ),
+                    metadata=member.meta,
+                    timeout=30,
+                )
+                .bot
+            )
 
     def enable_totp(self, member: Member) -> None:
         enrol = self.tenants.EnrollTotp(pb.EnrollTotpRequest(), metadata=member.meta)

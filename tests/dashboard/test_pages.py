@@ -8,14 +8,15 @@ import time
 
 import grpc
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Image
-from tradebot.common.v1 import common_pb2 as common
-from tradebot.strategy.v1 import strategy_service_pb2 as sp
-from tradebot.strategy.v1 import strategy_service_pb2_grpc as sp_rpc
+from tradebot.execution.v1 import execution_service_pb2 as ex
+from tradebot.execution.v1 import execution_service_pb2_grpc as ex_rpc
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 
 from services.dashboard import widgets
+from services.devstack.processes import free_port
 from tests.dashboard.conftest import Member, Slice, signed_in, texts
 
 PAGES = ["overview", "performance", "chart", "bots", "backtest", "history", "account"]
@@ -84,29 +85,54 @@ def test_admin_sees_the_health_of_every_service(dash: Slice, app_env: None) -> N
 def test_viewers_cannot_reach_control_actions(dash: Slice, app_env: None) -> None:
     owner = dash.new_tenant("roles")
     viewer = dash.add_member(owner, pb.ROLE_VIEWER, "viewer")
-    for page in ("overview", "bots", "account"):
+    dash.create_bot(owner, "watched")
+    with grpc.insecure_channel(dash.address("execution")) as channel:
+        ex_rpc.ExecutionServiceStub(channel).SetKillSwitch(
+            ex.SetKillSwitchRequest(scope=ex.KILL_SWITCH_SCOPE_TENANT, engaged=True, reason="drill"),
+            metadata=owner.meta,
+            timeout=10,
+        )
+    controls = {
+        "STOP ALL BOTS",
+        "Start",
+        "Pause",
+        "Stop",
+        "Delete",
+        "Create bot",
+        "Create token",
+        "Release the emergency stop",
+        "Store key",
+        "Rotate key",
+        "Delete key",
+    }
+    for page in ("overview", "bots", "account", "history"):
         app = open_page(viewer, page)
-        labels = {b.label for b in app.button}
-        assert not labels & {
-            "STOP ALL BOTS",
-            "Start",
-            "Pause",
-            "Stop",
-            "Delete",
-            "Create bot",
-            "Create token",
-        }
+        labels = {b.label for b in app.button}  # form submit buttons included
+        assert not labels & controls, (page, labels & controls)
+        assert not [t for t in app.toggle if t.label == "Edit parameters"]
+        if page == "bots":  # the bot and the engaged switch are shown, only their controls are not
+            assert "watched" in texts(app) and "Kill switch (tenant) is on" in texts(app), texts(app)
     app = open_page(viewer, "overview")
     assert "Admin" not in texts(app)
+
+
+def shown_anywhere(app: AppTest) -> str:
+    """Sentences, table cells and the choices offered in pickers."""
+    picks = [str(box.options) for box in app.selectbox]
+    return "\n".join([texts(app), *[str(d.value) for d in app.dataframe], *picks])
 
 
 def test_a_session_of_tenant_a_never_shows_tenant_b(dash: Slice, app_env: None) -> None:
     a, b = dash.new_tenant("alpha"), dash.new_tenant("beta")
     b_tenant = dash.tenants.GetMe(pb.GetMeRequest(), metadata=b.meta).tenant
-    for page in ("overview", "history", "account"):
+    b_bot = dash.create_bot(b, f"beta-only-{b_tenant.id[:6]}")
+    dash.create_bot(a, "alpha-bot")
+    for page in ("overview", "bots", "chart", "performance", "history", "account"):
         app = open_page(a, page)
-        shown = texts(app) + str([d.value for d in app.dataframe])
-        assert b.email not in shown and b_tenant.name not in shown and b_tenant.id not in shown
+        shown = shown_anywhere(app)
+        for secret in (b.email, b_tenant.name, b_tenant.id, b_bot.name, b_bot.id):
+            assert secret not in shown, (page, secret)
+    assert "alpha-bot" in shown_anywhere(open_page(a, "bots"))  # the check above sees bots at all
 
 
 def test_two_factor_enrolment_shows_a_qr_code_of_the_provisioning_uri(dash: Slice, app_env: None) -> None:
@@ -129,21 +155,7 @@ def test_two_factor_enrolment_shows_a_qr_code_of_the_provisioning_uri(dash: Slic
 
 def test_overview_shows_each_bots_pnl_today_and_in_total(dash: Slice, app_env: None) -> None:
     owner = dash.new_tenant("pnl")
-    with grpc.insecure_channel(dash.address("strategy")) as channel:
-        sp_rpc.StrategyServiceStub(channel).CreateBot(
-            sp.CreateBotRequest(
-                name="steady",
-                strategy_id="ppp_vishva",
-                template="moderate",
-                category=common.CATEGORY_LINEAR,
-                symbol="SOLUSDT",
-                interval=common.INTERVAL_1_HOUR,
-                mode=common.TRADING_MODE_PAPER,
-                capital_allocation="1000",
-            ),
-            metadata=owner.meta,
-            timeout=30,
-        )
+    dash.create_bot(owner, "steady")
     app = open_page(owner, "overview")
     # Today's PnL comes with the page; the days before today arrive from the background, and a refresh
     # (the fragment's own, every few seconds) shows them.
@@ -156,3 +168,24 @@ def test_overview_shows_each_bots_pnl_today_and_in_total(dash: Slice, app_env: N
         time.sleep(0.5)
         app.run()
     assert (row["bot"], row["PnL today"], row["PnL total"]) == ("steady", "+0.00", "+0.00"), row
+
+
+def test_a_service_that_is_down_is_named_in_a_sentence_on_every_page(
+    dash: Slice, app_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = dash.new_tenant("down")
+    # Execution stopped: its address answers nothing (connection refused), as after a crash.
+    monkeypatch.setenv("EXECUTION_ADDR", f"127.0.0.1:{free_port()}")
+    st.cache_resource.clear()
+    down = "Orders, positions and PnL cannot be reached right now; try again in a moment."
+    for page in PAGES:
+        app = open_page(owner, page)
+        shown = texts(app)
+        assert "Traceback" not in shown and "grpc" not in shown.lower() and "StatusCode" not in shown
+        if page in ("overview", "performance", "history"):
+            assert down in shown, (page, shown)
+    # The emergency stop-all still answers in a sentence when it cannot act.
+    app = open_page(owner, "overview")
+    next(b for b in app.button if b.key == "stop_all").click().run()
+    assert not app.exception, app.exception
+    assert down in texts(app), texts(app)

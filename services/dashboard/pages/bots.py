@@ -39,19 +39,20 @@ def delete(api: Api, bot: se.Bot) -> str:
 def controls(bot: se.Bot) -> None:
     """The buttons of one bot, each behind a confirmation."""
     key = bot.id
-    cols = st.columns(4)
-    if bot.status != se.BOT_STATUS_RUNNING and cols[0].button("Start", key=f"start:{key}"):
-        widgets.ask_confirmation(f"start:{key}")
-    if bot.status == se.BOT_STATUS_RUNNING and cols[1].button("Pause", key=f"pause:{key}"):
-        widgets.ask_confirmation(f"pause:{key}")
-    if bot.status in (se.BOT_STATUS_RUNNING, se.BOT_STATUS_PAUSED) and cols[2].button(
-        "Stop", key=f"stop:{key}"
-    ):
-        widgets.ask_confirmation(f"stop:{key}")
-    if bot.status in (se.BOT_STATUS_CREATED, se.BOT_STATUS_STOPPED) and cols[3].button(
-        "Delete", key=f"delete:{key}"
-    ):
-        widgets.ask_confirmation(f"delete:{key}")
+    # Only the actions this status allows, side by side (on a phone one under another, without gaps).
+    actions = [
+        name
+        for name, shown in (
+            ("Start", bot.status != se.BOT_STATUS_RUNNING),
+            ("Pause", bot.status == se.BOT_STATUS_RUNNING),
+            ("Stop", bot.status in (se.BOT_STATUS_RUNNING, se.BOT_STATUS_PAUSED)),
+            ("Delete", bot.status in (se.BOT_STATUS_CREATED, se.BOT_STATUS_STOPPED)),
+        )
+        if shown
+    ]
+    for column, name in zip(st.columns(len(actions)), actions, strict=True):
+        if column.button(name, key=f"{name.lower()}:{key}"):
+            widgets.ask_confirmation(f"{name.lower()}:{key}")
 
     if st.session_state.get(f"confirm:start:{key}"):
         live = bot.mode == common.TRADING_MODE_LIVE

@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import events_pb2 as xe
+from tradebot.execution.v1 import execution_service_pb2 as ex
 from tradebot.strategy.v1 import events_pb2 as se
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
 
@@ -26,7 +27,7 @@ def alerts(data: overview_data.Overview) -> list[str]:
     summary = data.get("summary")
     for switch in summary.kill_switches if summary else []:
         found.append(
-            f"Kill switch ({widgets.label(xe.KillSwitchScope, switch.scope)}) is on: {switch.reason}"
+            f"Kill switch ({widgets.label(ex.KillSwitchScope, switch.scope)}) is on: {switch.reason}"
         )
     creds = data.get("credentials")
     if creds and creds.status.present and creds.status.validation == tp.CREDENTIALS_VALIDATION_INVALID:
@@ -99,16 +100,14 @@ def live_part() -> None:
     st.subheader("Open positions")
     positions = data.get("positions")
     if positions is not None:
+        # Few, compact columns: a phone shows them all without scrolling sideways.
         rows = [
             {
-                "symbol": p.symbol,
-                "side": "long" if p.side == common.SIDE_BUY else "short",
-                "size": p.size,
+                "position": f"{'long' if p.side == common.SIDE_BUY else 'short'} {p.size} {p.symbol}",
                 "entry": p.entry_price,
                 "mark": p.mark_price,
                 "unrealised": widgets.signed(p.unrealized_pnl),
-                "stop-loss": p.stop_loss or "—",
-                "take-profit": p.take_profit or "—",
+                "stop / target": f"{p.stop_loss or '—'} / {p.take_profit or '—'}",
             }
             for p in positions.positions
         ]
@@ -119,10 +118,8 @@ def live_part() -> None:
     if orders is not None:
         rows = [
             {
-                "time": widgets.when(o.create_time),
-                "symbol": o.symbol,
-                "side": widgets.label(common.Side, o.side),
-                "qty": o.qty,
+                "time": widgets.when(o.create_time)[:16],
+                "order": f"{widgets.label(common.Side, o.side)} {o.qty} {o.symbol}",
                 "price": o.avg_price or o.price or "market",
                 "status": widgets.label(xe.OrderStatus, o.status),
             }
