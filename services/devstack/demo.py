@@ -2,10 +2,10 @@
 
 The tenants service invites the first platform admin into the outbox (ADMIN_EMAIL); the launcher signs
 that admin up, the admin invites a demo client as the owner of a new "Demo" tenant, and the client gets a
-PPP Vishva bot (moderate template) on SOLUSDT that starts at once. Passwords are made up on the first
-start and kept, with everything else needed again, in `<data>/demo.json` (mode 0600). Every step first
-checks whether it was done already (a sign-in that works, a bot created with a fixed request id), so a
-second start, or a start after one that was interrupted, creates nothing twice.
+PPP Vishva bot (moderate template) on SOLUSDT, trading on paper, that starts at once. Passwords are
+made up on the first start and kept, with everything else needed again, in `<data>/demo.json` (mode
+0600). Every step first checks whether it was done already (a sign-in that works, a bot created with a
+fixed request id), so a second start, or a start after one that was interrupted, creates nothing twice.
 """
 
 from __future__ import annotations
