@@ -110,7 +110,12 @@ class Exchange:
         # LIVE and PAPER share one pool: the threads are sized to what this process can drive.
         self.pool = pool or ThreadPoolExecutor(threads, thread_name_prefix="bybit")
         self.timeout = timeout
+        # HTTP(S)_PROXY / NO_PROXY as they apply to this venue's host, resolved once.
+        self._proxies = requests.utils.get_environ_proxies(self._public_endpoint())
         self._public = self._session(None, None)
+
+    def _public_endpoint(self) -> str:
+        return str(self.venue.http().endpoint)
 
     def _session(self, api_key: str | None, api_secret: str | None) -> HTTP:
         # max_retries=1 is one attempt in pybit; retry_codes empty: every retry is decided here.
@@ -122,6 +127,10 @@ class Exchange:
             retry_codes=set(),
             return_response_headers=True,
         )
+        # requests reads proxy settings from the environment on every request (about half of its
+        # own work per order); the environment does not change while we run, so read it once.
+        session.client.trust_env = False
+        session.client.proxies.update(self._proxies)
         return session
 
     def account(self, key_id: str, api_key: str, api_secret: str) -> AccountClient:

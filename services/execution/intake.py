@@ -34,7 +34,15 @@ from services.execution.accounts import Accounts
 from services.execution.events import Events
 from services.execution.exchange import INSUFFICIENT_BALANCE, ExchangeError
 from services.execution.instruments import InstrumentCache
-from services.execution.orders import OrderPlacer, Placement, link_id_for_signal, mark_accepted
+from services.execution.orders import (
+    Accepted,
+    OrderPlacer,
+    Placement,
+    accept_many,
+    insert_orders,
+    link_id_for_signal,
+    mark_accepted,
+)
 from services.execution.signal_view import Key, View, read_views
 from services.execution.sizing import size_entry
 from services.execution.store import Store
@@ -93,6 +101,8 @@ class SignalIntake:
         self.unknown_bot_delay = unknown_bot_delay
         self._locks: dict[str, asyncio.Lock] = {}
         self._views = store.group(lambda session, keys: read_views(session, keys, caps, convert.now()))
+        self._accepts = store.group(accept_many, one_by_one=True)
+        self._orders = store.group(insert_orders, one_by_one=True)
         # (signal id, wall time) of recent exchange acceptances: the acceptance metric and the benchmark.
         self.accepted: collections.deque[tuple[str, float]] = collections.deque(maxlen=100_000)
         self.accepted_total = 0
@@ -167,7 +177,7 @@ class SignalIntake:
             await self._skip(signal, decision)
             return
         try:
-            await self.store.grouped(lambda s: s.add(decision))
+            await self._orders.submit(decision)
         except IntegrityError:
             # The exchange already reported an order with this orderLinkId (stream or reconciliation
             # stored it meanwhile): it exists, so follow it instead of placing another.
@@ -218,6 +228,12 @@ class SignalIntake:
             self.accepted.append((signal.id, time.time()))
             self.accepted_total += 1
             found = placement.exchange_order or {}
+            if not found.get("orderStatus"):  # the usual case: recorded with others at once
+                done = Accepted(
+                    order.id, str(found.get("orderId", "")), _outcome(signal, "ORDERED", order.id)
+                )
+                await self.events.order(await self._accepts.submit(done))
+                return
 
             def accepted(session: Session) -> models.Order:
                 row = mark_accepted(order.id, str(found.get("orderId", "")))(session)

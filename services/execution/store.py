@@ -12,6 +12,7 @@ own caller.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -81,14 +82,26 @@ class Store:
         result: T = await self._writes.submit(work)
         return result
 
-    def group(self, run_batch: Callable[[Session, list[Any]], list[Any]]) -> Group:
-        """A group for set-based work: `run_batch(session, items)` answers every item in one go."""
+    def group(
+        self, run_batch: Callable[[Session, list[Any]], list[Any]], *, one_by_one: bool = False
+    ) -> Group:
+        """A group for set-based work: `run_batch(session, items)` answers every item in one go.
+        `one_by_one`: if the batch fails, each item is tried alone (in its own transaction), so a
+        bad item fails only its own caller."""
 
         def run(items: list[Any]) -> list[tuple[bool, Any]]:
             try:
                 return [(True, value) for value in self._in_session(lambda s: run_batch(s, items))]
             except Exception as error:
-                return [(False, error)] * len(items)
+                if not one_by_one or len(items) == 1:
+                    return [(False, error)] * len(items)
+            results: list[tuple[bool, Any]] = []
+            for item in items:
+                try:
+                    results.append((True, self._in_session(functools.partial(_first, run_batch, item))))
+                except Exception as error:
+                    results.append((False, error))
+            return results
 
         return Group(run, self.pool)
 
@@ -112,3 +125,7 @@ class Store:
         # the next start resumes it (crash-only); the event loop must not block on it.
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
+
+
+def _first(run_batch: Callable[[Session, list[Any]], list[Any]], item: Any, session: Session) -> Any:
+    return run_batch(session, [item])[0]
