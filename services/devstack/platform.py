@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.devstack.processes import free_port, log_file, port_open, stop_process
+from services.devstack.processes import bindable, free_port, log_file, port_open, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,7 +99,7 @@ def http_healthy(url: str) -> bool:
 
 def pick_port(preferred: int) -> int:
     """The preferred port when it is free (stable addresses for people), else any free port."""
-    if preferred and not port_open("127.0.0.1", preferred):
+    if preferred and not port_open("127.0.0.1", preferred) and bindable("127.0.0.1", preferred):
         return preferred
     return free_port()
 

