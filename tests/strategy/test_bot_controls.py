@@ -69,7 +69,16 @@ def create_bot(stub: sp_rpc.StrategyServiceStub, member: Member, mode: int) -> s
         mode=mode,
         capital_allocation="1000",
     )
-    return stub.CreateBot(request, metadata=member.meta, timeout=30).bot
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return stub.CreateBot(request, metadata=member.meta, timeout=30).bot
+        except grpc.RpcError as error:
+            # Right after the slice starts, marketdata's channel to tenants (token keys) may still be in
+            # gRPC's reconnect backoff from before tenants was serving.
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
 
 
 def refused(call: Callable[[], Any]) -> grpc.RpcError:
