@@ -35,5 +35,9 @@ os.execv(
         # Clients get no developer menu and no "Deploy" button.
         "--client.toolbarMode",
         "minimal",
+        # A page that fails unexpectedly shows Streamlit's generic sentence, never a traceback (which
+        # goes to the log); the platform's own errors are sentences already (client.PlatformError).
+        "--client.showErrorDetails",
+        "none",
     ],
 )
