@@ -61,6 +61,8 @@ class CredentialCache:
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._pinned: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._refreshing: dict[str, asyncio.Task[ApiKey | None]] = {}
+        self._generation: dict[str, int] = {}  # bumped by changed(): a read begun before is stale
 
     def _secrets(self) -> SecretStore | None:
         if self._store is None and self._store_factory is not None:
@@ -79,26 +81,51 @@ class CredentialCache:
         return ApiKey(str(data["api_key"]), str(data["api_secret"]), version or 0)
 
     async def get(self, tenant_id: str) -> ApiKey | None:
-        """The tenant's current key, or None when none is stored (or Vault cannot be reached)."""
+        """The tenant's current key, or None when none is stored (or Vault cannot be reached).
+
+        A key past its TTL is still served while it is read again in the background: rotations and
+        deletions arrive as events and drop the entry at once, so the TTL is only a safety net, and
+        a candle's thousand signals must not wait for a thousand Vault reads."""
         hit = self._cache.get(tenant_id)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
+        if hit is not None and hit[1] is not None:
+            self._refresh_later(tenant_id)
+            return hit[1]
+        return await self._load(tenant_id)
+
+    def _refresh_later(self, tenant_id: str) -> None:
+        if tenant_id in self._refreshing:
+            return
+        task = asyncio.create_task(self._load(tenant_id, keep_on_error=True), name=f"key-refresh:{tenant_id}")
+        self._refreshing[tenant_id] = task
+        task.add_done_callback(lambda _: self._refreshing.pop(tenant_id, None))
+
+    async def _load(self, tenant_id: str, *, keep_on_error: bool = False) -> ApiKey | None:
         lock = self._locks.setdefault(tenant_id, asyncio.Lock())
         async with lock:
             hit = self._cache.get(tenant_id)
             if hit is not None and hit[0] > time.monotonic():
                 return hit[1]
+            generation = self._generation.get(tenant_id, 0)
             try:
                 key = await asyncio.to_thread(self._read, tenant_id, self._pinned.get(tenant_id))
             except Exception:  # Vault down: a short negative cache, so a signal is skipped, not stuck
+                stale = self._cache.get(tenant_id)
+                if keep_on_error and stale is not None:  # a background refresh: keep serving the key
+                    self._cache[tenant_id] = (time.monotonic() + 1.0, stale[1])
+                    return stale[1]
                 self._cache[tenant_id] = (time.monotonic() + 1.0, None)
                 return None
+            if generation != self._generation.get(tenant_id, 0):
+                return key  # the key changed while this read ran: let the next get read it afresh
             self._cache[tenant_id] = (time.monotonic() + self._ttl, key)
             return key
 
     def changed(self, tenant_id: str, version: int) -> None:
         """Forget the cached key; read `version` next time (0: latest, e.g. after a delete)."""
         self._cache.pop(tenant_id, None)
+        self._generation[tenant_id] = self._generation.get(tenant_id, 0) + 1
         if version:
             self._pinned[tenant_id] = version
         else:
