@@ -36,6 +36,9 @@ SIDE_TOKENS = 3_000
 SESSIONS = 1_000
 CALLS_PER_SESSION = 20
 HASHES = 10
+# The machine is shared: each figure is the best of a few rounds, ours and the baseline interleaved,
+# so a burst of other work lowers neither side alone.
+ROUNDS = 3
 KID = "tenants-jwt-rs256-v1"
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -104,20 +107,27 @@ def _pyjwt_rate(jwk: dict[str, Any], alg: str, tokens: list[str]) -> int:
     return _rate(len(tokens), time.perf_counter() - started)
 
 
+def _best(jwk: dict[str, Any], alg: str, warm_up: str, calls: list[str]) -> tuple[int, int]:
+    """(ours, PyJWT) calls/s, each the best of ROUNDS interleaved rounds."""
+    ours, bare = 0, 0
+    for _ in range(ROUNDS):
+        ours = max(ours, _verifier_rate(jwk, warm_up, calls))
+        bare = max(bare, _pyjwt_rate(jwk, alg, calls))
+    return ours, bare
+
+
 def bench_verify() -> dict[str, Any]:
     private, jwk, alg = _keys("rsa-2048")
     warm_up, *tokens = _tokens(private, alg, TOKENS + 1)
-    ours = _verifier_rate(jwk, warm_up, tokens)
-    bare = _pyjwt_rate(jwk, alg, tokens)
+    ours, bare = _best(jwk, alg, warm_up, tokens)
     traffic = [token for token in tokens[:SESSIONS] for _ in range(CALLS_PER_SESSION)]
     random.Random(7).shuffle(traffic)
-    ours_traffic = _verifier_rate(jwk, warm_up, traffic)
+    ours_traffic = max(_verifier_rate(jwk, warm_up, traffic) for _ in range(ROUNDS))
     other_keys = {}
     for key_type in ("rsa-3072", "ed25519"):
         side_private, side_jwk, side_alg = _keys(key_type)
         side_warm_up, *side_tokens = _tokens(side_private, side_alg, SIDE_TOKENS + 1)
-        side_ours = _verifier_rate(side_jwk, side_warm_up, side_tokens)
-        side_bare = _pyjwt_rate(side_jwk, side_alg, side_tokens)
+        side_ours, side_bare = _best(side_jwk, side_alg, side_warm_up, side_tokens)
         other_keys[key_type] = {
             "every_token_new": side_ours,
             "baseline_pyjwt_decode": side_bare,
@@ -128,6 +138,11 @@ def bench_verify() -> dict[str, Any]:
         f"every token new (RS256, RSA-2048): {ours:,}/s = {ours / bare:.2f}x PyJWT decode ({bare:,}/s); "
         f"sessions traffic: {ours_traffic:,}/s = {ours_traffic / bare:.2f}x; goal 20,000/s"
     )
+    for key_type, figures in other_keys.items():
+        print(
+            f"  for the choice of key, every token new with {key_type}: {figures['every_token_new']:,}/s"
+            f" ({figures['ratio_to_rsa_2048']:.2f}x RSA-2048, {figures['ratio']:.2f}x PyJWT)"
+        )
     return {
         "key": "rsa-2048 RS256",
         "every_token_new": ours,
@@ -139,7 +154,7 @@ def bench_verify() -> dict[str, Any]:
         "goal": 20_000,
         "goal_met_every_token_new": ours >= 20_000,
         "goal_met_sessions_traffic": ours_traffic >= 20_000,
-        "unit": "verified calls/s, one core",
+        "unit": f"verified calls/s, one core, best of {ROUNDS} rounds",
     }
 
 
