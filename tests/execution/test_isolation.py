@@ -95,6 +95,17 @@ CASES: dict[str, tuple[Callable[[World], Message], type[Exception] | None, Check
     ),
     "ListKillSwitches": (lambda w: pb.ListKillSwitchesRequest(include_released=True), None, _nothing_of_b),
     "ListRiskEvents": (lambda w: pb.ListRiskEventsRequest(bot_id=w.b.bot_id), None, _nothing_of_b),
+    # Service-only (tenants' data rights): a user naming B's tenant is refused, B keeps everything.
+    "ExportTenantData": (
+        lambda w: pb.ExportTenantDataRequest(tenant_id=w.b.tenant_id),
+        PermissionDenied,
+        _b_untouched,
+    ),
+    "DeleteTenantData": (
+        lambda w: pb.DeleteTenantDataRequest(tenant_id=w.b.tenant_id),
+        PermissionDenied,
+        _b_untouched,
+    ),
 }
 
 
