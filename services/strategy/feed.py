@@ -3,8 +3,9 @@ drained in batches.
 
 Every symbol's candle closes in the same instant, so candles arrive as a burst. Handling them one at a
 time (parse, evaluate, publish, acknowledge, next) puts every per-message cost of the earlier symbols in
-front of the later symbols' signals. Here the server pushes candles as they arrive into the client's
-queue; the loop waits for the first, takes every candle already queued behind it (up to `MAX_BATCH`),
+front of the later symbols' signals. Here the server pushes candles as they arrive and the client's
+delivery callback only queues them; the loop waits for the first, takes every candle queued behind it
+(up to `MAX_BATCH`),
 and hands the lot to the handler at once, which evaluates them all and publishes all their signals
 pipelined. `MAX_BATCH` bounds a batch, so that the first symbols' signals leave while the last symbols
 of a large burst are still being evaluated. While a batch's publish acknowledgements are on their way
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -67,27 +69,35 @@ class PushedFeed:
             max_ack_pending=MAX_IN_FLIGHT,
             filter_subject=subject,
         )
-        self._subscription = await self.bus.js.subscribe(
-            subject, durable=durable, stream=stream, config=config, manual_ack=True
-        )
-        self._loop = asyncio.create_task(self._run(self._subscription, message_type, handler), name=durable)
+        arrived: deque[Msg] = deque()
+        wake = asyncio.Event()
 
-    async def _run(self, subscription: Subscription, message_type: type[M], handler: Handler[M]) -> None:
+        async def take(raw: Msg) -> None:
+            # Only queued here: the client's delivery loop hands over a whole burst without a task or a
+            # wait per message (its next_msg costs a uuid4 and a task per call).
+            arrived.append(raw)
+            wake.set()
+
+        self._subscription = await self.bus.js.subscribe(
+            subject, durable=durable, stream=stream, config=config, manual_ack=True, cb=take
+        )
+        self._loop = asyncio.create_task(self._run(arrived, wake, message_type, handler), name=durable)
+
+    async def _run(
+        self, arrived: deque[Msg], wake: asyncio.Event, message_type: type[M], handler: Handler[M]
+    ) -> None:
         while True:
-            try:
-                raws = [await subscription.next_msg(timeout=None)]
-                # Already in the client's queue: taking them does not wait.
-                for _ in range(min(subscription.pending_msgs, MAX_BATCH - 1)):
-                    raws.append(await subscription.next_msg(timeout=1.0))
-            except (nats.errors.TimeoutError, TimeoutError):
-                continue
-            except nats.errors.ConnectionClosedError:
-                return
+            if not arrived:
+                wake.clear()
+                await wake.wait()
+            raws = [arrived.popleft() for _ in range(min(len(arrived), MAX_BATCH))]
             try:
                 await self._deliver(raws, message_type, handler)
             except Exception:  # never leave the consumer without its loop; unacknowledged ones come again
                 log.exception("candle batch not handled; its messages come again after the ack wait")
                 await asyncio.sleep(RETRY_DELAY_SECONDS)
+            # Let the connection write this batch's signals before the next batch is evaluated.
+            await asyncio.sleep(0)
 
     async def _deliver(self, raws: list[Msg], message_type: type[M], handler: Handler[M]) -> None:
         messages: list[M] = []
