@@ -37,7 +37,7 @@ class Settings(ServiceSettings):
     strategy_db_schema: str = Field("strategy", description="PostgreSQL schema of this service's tables")
     marketdata_addr: str = Field("", description="host:port of the marketdata service")
     execution_addr: str = Field(
-        "", description="host:port of the execution service (kill switches are checked before a bot starts)"
+        "", description="host:port of execution: kill switches before a start, positions a stop closes"
     )
     strategy_candle_durable: str = Field(
         "strategy-candles", description="Durable consumer name of md.candle.>"
