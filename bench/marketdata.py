@@ -7,9 +7,16 @@ one core. Measured in the same run:
 
 - messages ingested and published per second when every message closes a candle (each becomes a
   JetStream message), and with a realistic mix (9 in-progress updates per closed candle), both against
-  pybit's bare callback rate for the same messages (a callback that only counts);
+  pybit's bare callback rate for the same messages (a callback that only counts), and the service's
+  messages per CPU-second of its one core (less sensitive to a loaded machine than wall time);
+- where the ceiling is, for the same messages: websocket-client's receive loop alone (as pybit runs
+  it, and with UTF-8 validation off), pybit bare, and pybit with the service's fast path
+  (`services.marketdata.socket.PublicSocket`) bare;
 - exchange-close-to-NATS latency p50/p99: from the source's sending of a closing message to a NATS
   subscriber (in the source process, same clock) receiving the candle event, at a steady 1,000/s.
+
+The source writes pre-encoded WebSocket frames straight to the connection, so it can send several
+times faster than any receiver here and never is the limit being measured.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import json
 import multiprocessing
 import os
 import statistics
+import struct
 import tempfile
 import threading
 import time
@@ -59,6 +67,16 @@ def kline(symbol: str, start: int, confirm: bool, now_ms: int) -> str:
     )
 
 
+def frame(text: str) -> bytes:
+    """One unmasked server-to-client text frame (RFC 6455 §5.2)."""
+    data = text.encode()
+    if len(data) < 126:
+        return struct.pack("!BB", 0x81, len(data)) + data
+    if len(data) < 65536:
+        return struct.pack("!BBH", 0x81, 126, len(data)) + data
+    return struct.pack("!BBQ", 0x81, 127, len(data)) + data
+
+
 def plan(count: int, first_minute: int, updates_per_close: int) -> tuple[list[str], list[str]]:
     """`count` messages round-robin over the streams; returns (texts, event id or "" per message)."""
     texts, ids = [], []
@@ -85,7 +103,7 @@ async def _source(pipe: Connection, nats_url: str) -> None:
     from aiohttp import web
     from tradebot.marketdata.v1 import events_pb2
 
-    sockets: set[web.WebSocketResponse] = set()
+    sockets: dict[web.WebSocketResponse, web.Request] = {}
     received: dict[str, int] = {}
 
     async def on_candle(msg: Any) -> None:
@@ -97,7 +115,7 @@ async def _source(pipe: Connection, nats_url: str) -> None:
     async def stream(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        sockets.add(ws)
+        sockets[ws] = request
         async for msg in ws:
             body = json.loads(msg.data)
             reply = {"success": True, "ret_msg": "", "conn_id": "bench", "op": body.get("op")}
@@ -106,7 +124,7 @@ async def _source(pipe: Connection, nats_url: str) -> None:
             if body.get("op") == "ping":
                 reply["ret_msg"] = "pong"
             await ws.send_str(json.dumps(reply))
-        sockets.discard(ws)
+        sockets.pop(ws, None)
         return ws
 
     def envelope(result: dict[str, Any]) -> web.Response:
@@ -149,18 +167,37 @@ async def _source(pipe: Connection, nats_url: str) -> None:
             break
         _, count, first_minute, updates, rate = command
         texts, ids = plan(count, first_minute, updates)
-        targets = list(sockets)
+        frames = [frame(text) for text in texts]
+        # Exactly one receiver is measured at a time: wait for it (a loaded machine can be slow to
+        # register a new socket or to finish closing the last one).
+        for _ in range(1000):
+            targets = [
+                request.transport
+                for ws, request in sockets.items()
+                if not ws.closed and request.transport is not None and not request.transport.is_closing()
+            ]
+            if len(targets) == 1:
+                break
+            await asyncio.sleep(0.01)
+        # Frames go straight onto the connection (the replies above are only sent before a run).
         sent: dict[str, int] = {}
         began = time.time_ns()
-        for i, text in enumerate(texts):
-            if rate:
+        if rate:
+            for i, encoded in enumerate(frames):
                 delay = began + int(i * 1e9 / rate) - time.time_ns()
                 if delay > 0:
                     await asyncio.sleep(delay / 1e9)
-            if ids[i]:
-                sent[ids[i]] = time.time_ns()
-            for ws in targets:
-                await ws.send_str(text)
+                if ids[i]:
+                    sent[ids[i]] = time.time_ns()
+                for transport in targets:
+                    transport.write(encoded)
+        else:
+            for first in range(0, len(frames), 1000):
+                chunk = b"".join(frames[first : first + 1000])
+                for transport in targets:
+                    transport.write(chunk)
+                    while transport.get_write_buffer_size() > 4_000_000 and not transport.is_closing():  # noqa: ASYNC110
+                        await asyncio.sleep(0.001)  # the receiver is behind: let it read (no event for it)
         await asyncio.sleep(3.0 if rate else 0.5)  # late candle events of a paced run
         latencies = [(received[k] - v) / 1e6 for k, v in sent.items() if k in received]
         pipe.send({"sent_at": began / 1e9, "latencies_ms": latencies})
@@ -193,26 +230,65 @@ class Source:
         self.proc.join(10)
 
 
-async def bare_pybit(source: Source, count: int, updates: int) -> float:
-    """pybit alone: a callback that counts; messages per second from first send to last callback."""
-    from services.common.bybit import BybitEnv, BybitVenue
+RECEIVERS = {
+    "websocket_client_loop": "websocket-client's receive loop alone, as pybit runs it",
+    "websocket_client_loop_no_utf8_check": "websocket-client's receive loop, UTF-8 validation off",
+    "pybit_bare": "pybit's WebSocket, a callback that counts (the baseline)",
+    "pybit_fast_path_bare": "pybit with the service's PublicSocket, a callback that counts",
+}
+
+
+def subscribed(venue: Any, kind: type, callback: Any) -> Any:
+    """A pybit socket of `kind` subscribed to every stream. On a loaded machine a fresh socket is now
+    and then closed before it subscribes, and pybit's subscribe would wait for it for ever: rebuilt."""
+    for _attempt in range(5):
+        socket = venue.websocket("linear", socket_class=kind)
+        time.sleep(0.2)
+        if socket.is_connected():
+            socket.kline_stream(interval=1, symbol=symbols(), callback=callback)  # one subscribe message
+            return socket
+        print("(the receiver's socket closed before subscribing; rebuilt)", flush=True)
+        socket.exit()
+    raise RuntimeError("pybit could not stay connected to the source")
+
+
+async def bare(source: Source, count: int, updates: int, receiver: str) -> float:
+    """One receiver and a callback that counts; messages per second from first send to last callback."""
+    import websocket
+    from pybit.unified_trading import WebSocket
+
+    from services.common.bybit import BybitEnv, BybitVenue, websocket_base
+    from services.marketdata.socket import PublicSocket
 
     done = threading.Event()
     seen = [0, 0.0]
 
-    def on_message(_message: dict[str, Any]) -> None:
+    def on_message(*_args: Any) -> None:
         seen[0] += 1
         if seen[0] == count:
             seen[1] = time.time()
             done.set()
 
-    socket = BybitVenue(BybitEnv.SIMULATOR, source.url).websocket("linear")
-    for symbol in symbols():
-        socket.kline_stream(interval=1, symbol=symbol, callback=on_message)
+    if receiver.startswith("websocket_client_loop"):
+        app = websocket.WebSocketApp(websocket_base(source.url) + "/v5/public/linear", on_message=on_message)
+        skip = receiver.endswith("no_utf8_check")
+        threading.Thread(  # pybit's ping settings
+            target=lambda: app.run_forever(ping_interval=20, ping_timeout=10, skip_utf8_validation=skip),
+            daemon=True,
+        ).start()
+        while not (app.sock and app.sock.connected):  # noqa: ASYNC110 (a thread's state, no event)
+            await asyncio.sleep(0.01)
+        close = app.close
+    else:
+        kind = PublicSocket if receiver == "pybit_fast_path_bare" else WebSocket
+        socket = await asyncio.to_thread(
+            subscribed, BybitVenue(BybitEnv.SIMULATOR, source.url), kind, on_message
+        )
+        close = socket.exit
     await asyncio.sleep(0.5)
     report = await source.send(count, updates)
     await asyncio.to_thread(done.wait, 60)
-    socket.exit()
+    close()
     return count / (seen[1] - report["sent_at"])
 
 
@@ -221,14 +297,18 @@ async def stored(js: Any, subject: str) -> int:
     return sum((info.state.subjects or {}).values())
 
 
-async def service_rate(source: Source, js: Any, count: int, updates: int, subject: str) -> float:
-    """The service: messages per second from first send until every closed candle is in JetStream."""
+async def service_rate(
+    source: Source, js: Any, count: int, updates: int, subject: str
+) -> tuple[float, float]:
+    """The service: messages per second from first send until every closed candle is in JetStream,
+    and messages per CPU-second this process (the service's one core) spent on them."""
     before = await stored(js, subject)
     closes = count // (updates + 1)
+    cpu = time.process_time()
     report = await source.send(count, updates)
     while await stored(js, subject) < before + closes:  # noqa: ASYNC110 (polls the server, no local event)
         await asyncio.sleep(0.005)
-    return count / (time.time() - report["sent_at"])
+    return count / (time.time() - report["sent_at"]), count / (time.process_time() - cpu)
 
 
 async def measure(nats_url: str, db_url: str) -> dict[str, Any]:
@@ -246,10 +326,11 @@ async def measure(nats_url: str, db_url: str) -> dict[str, Any]:
         os.sched_setaffinity(0, {CORES[0]})
     try:
         figures: dict[str, Any] = {}
-        bare = {}
+        ceilings: dict[int, dict[str, float]] = {0: {}, 9: {}}
         for updates in (0, 9):
-            bare[updates] = await bare_pybit(source, BLAST, updates)
-            print(f"pybit bare, {updates} updates per close: {bare[updates]:,.0f} messages/s", flush=True)
+            for receiver, what in RECEIVERS.items():
+                rate = ceilings[updates][receiver] = await bare(source, BLAST, updates, receiver)
+                print(f"{what}, {updates} updates per close: {rate:,.0f} messages/s", flush=True)
 
         settings = Settings(
             database_url=db_url, nats_url=nats_url, bybit_env="simulator", bybit_simulator_url=source.url,
@@ -273,13 +354,23 @@ async def measure(nats_url: str, db_url: str) -> dict[str, Any]:
             await source.send(STREAMS)
             await asyncio.sleep(0.5)
         for updates, name in ((0, "every_message_closes_a_candle"), (9, "one_close_per_10_messages")):
-            ours = await service_rate(source, js, BLAST, updates, subject)
-            print(f"service, {updates} updates per close: {ours:,.0f} messages/s", flush=True)
+            ours, per_cpu = await service_rate(source, js, BLAST, updates, subject)
+            ceiling = ceilings[updates]
+            baseline = ceiling["pybit_bare"]
+            print(
+                f"service, {updates} updates per close: {ours:,.0f} messages/s "
+                f"({per_cpu:,.0f} per CPU-second); {ours / baseline:.2f}x pybit bare, "
+                f"{ours / ceiling['pybit_fast_path_bare']:.2f}x its fast path bare, "
+                f"{ours / ceiling['websocket_client_loop']:.2f}x websocket-client's loop alone",
+                flush=True,
+            )
             figures[f"ingest_{name}"] = {
                 "service_messages_per_second": round(ours),
-                "baseline_pybit_bare_callbacks_per_second": round(bare[updates]),
-                "ratio": round(ours / bare[updates], 3),
+                "service_messages_per_cpu_second": round(per_cpu),
+                "baseline_pybit_bare_callbacks_per_second": round(baseline),
+                "ratio": round(ours / baseline, 3),
                 "goal_messages_per_second": 20_000,
+                "ceilings_messages_per_second": {k: round(v) for k, v in ceiling.items()},
             }
         report = await source.send(PACED, 0, PACED_RATE)
         latencies = sorted(report["latencies_ms"])

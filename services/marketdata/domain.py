@@ -134,26 +134,29 @@ class Candle:
         )
 
     def to_proto(self) -> common_pb2.Candle:
-        category, symbol, interval = self.key.to_proto()
-        return common_pb2.Candle(
-            category=category,
-            symbol=symbol,
-            interval=interval,
-            start=timestamp(self.start),
-            end=timestamp(self.end),
-            open=decimal_text(self.open),
-            high=decimal_text(self.high),
-            low=decimal_text(self.low),
-            close=decimal_text(self.close),
-            volume=decimal_text(self.volume),
-            turnover=decimal_text(self.turnover),
-            confirmed=self.confirmed,
-        )
+        message = common_pb2.Candle()
+        self._fill(message)
+        return message
+
+    def _fill(self, message: common_pb2.Candle) -> None:
+        # Field by field into the message in place: about half the cost of keyword construction
+        # with Timestamp submessages, and this runs for every published candle.
+        message.category, message.symbol, message.interval = self.key.to_proto()
+        message.start.seconds, message.start.nanos = self.start // 1000, self.start % 1000 * 1_000_000
+        message.end.seconds, message.end.nanos = self.end // 1000, self.end % 1000 * 1_000_000
+        message.open = decimal_text(self.open)
+        message.high = decimal_text(self.high)
+        message.low = decimal_text(self.low)
+        message.close = decimal_text(self.close)
+        message.volume = decimal_text(self.volume)
+        message.turnover = decimal_text(self.turnover)
+        message.confirmed = self.confirmed
 
     def event(self, publish_ms: int, backfilled: bool) -> events_pb2.CandleClosed:
-        return events_pb2.CandleClosed(
-            event_id=self.key.event_id(self.start),
-            candle=self.to_proto(),
-            backfilled=backfilled,
-            publish_time=timestamp(publish_ms),
+        event = events_pb2.CandleClosed(event_id=self.key.event_id(self.start), backfilled=backfilled)
+        self._fill(event.candle)
+        event.publish_time.seconds, event.publish_time.nanos = (
+            publish_ms // 1000,
+            publish_ms % 1000 * 1_000_000,
         )
+        return event

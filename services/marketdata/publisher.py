@@ -9,7 +9,7 @@ acknowledgement is settled when it arrives: success advances the stream's stored
 stream back to repair from that candle; the `Nats-Msg-Id` makes re-sending whatever did get stored
 harmless. See docs/decisions/0030-marketdata-exactly-once-candles.md and, for why this is not
 `Bus.publish_pipelined` (nats-py's `publish_async`: a random token, a semaphore, a future and two
-callbacks per message, over half of the publishing cost), 0022-marketdata-candle-pipeline.md.
+callbacks per message, over half of the publishing cost), 0021-marketdata-ingest-fast-path.md.
 
 Candle events carry no trace context: they start at the exchange, not inside a traced request.
 """
@@ -59,7 +59,7 @@ class CandlePublisher:
         on_acked: Callable[[Candle], None],
         on_failed: Callable[[Candle], None],
         *,
-        ack_timeout_seconds: float = 10.0,
+        ack_timeout_seconds: float = 15.0,
     ) -> None:
         self._bus = bus
         self._metrics = metrics
@@ -70,6 +70,8 @@ class CandlePublisher:
         self._subscription: Subscription | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._next = 0
+        self._newest_acked = -1  # token of the newest acknowledgement received
+        self._last_ack = time.monotonic()  # when it (or the publisher's start) was
         # reply token -> (candle, monotonic time sent); insertion order is sending order
         self._pending: dict[int, tuple[Candle, float]] = {}
         self._settled = asyncio.Event()  # set while nothing is awaiting its acknowledgement
@@ -128,7 +130,10 @@ class CandlePublisher:
         return entry
 
     async def _on_ack(self, msg: Msg) -> None:
-        entry = self._forget(int(msg.subject[len(self._inbox) :]))
+        token = int(msg.subject[len(self._inbox) :])
+        self._newest_acked = max(self._newest_acked, token)
+        self._last_ack = time.monotonic()
+        entry = self._forget(token)
         if entry is None:
             return  # already given up on (timed out) and repaired; the repeat was a duplicate
         candle = entry[0]
@@ -143,13 +148,21 @@ class CandlePublisher:
         self._on_failed(candle)
 
     async def _sweep(self) -> None:
-        """Candles whose acknowledgement never came are failed (and so repaired)."""
+        """Candles whose acknowledgement is lost are failed (and so repaired).
+
+        JetStream acknowledges one stream's messages in order, so a candle still pending when a
+        later one has been acknowledged lost its reply (a connection dropped with it in the buffer).
+        When no acknowledgement at all has come for `ack_timeout_seconds`, everything older is failed.
+        Merely slow acknowledgements (a busy loop that has not read them yet) fail nothing.
+        """
         while True:
             await asyncio.sleep(min(1.0, self._ack_timeout / 2))
-            expired = time.monotonic() - self._ack_timeout
+            now = time.monotonic()
+            expired = now - self._ack_timeout
+            stalled = now - self._last_ack > self._ack_timeout
             late = []
             for token, (candle, sent) in self._pending.items():
-                if sent > expired:
+                if sent > expired or (token > self._newest_acked and not stalled):
                     break
                 late.append((token, candle))
             for token, candle in late:
