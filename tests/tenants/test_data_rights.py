@@ -213,7 +213,7 @@ def rights(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         simulator.stop()
 
 
-def _live_bot(slice_: Slice, tenant: Tenant, *, start: bool) -> str:
+def _bot(slice_: Slice, tenant: Tenant, *, start: bool, mode: int = common.TRADING_MODE_LIVE) -> str:
     strategy = slice_.stub("strategy")
     bot = strategy.CreateBot(
         st.CreateBotRequest(
@@ -223,7 +223,7 @@ def _live_bot(slice_: Slice, tenant: Tenant, *, start: bool) -> str:
             category=common.CATEGORY_LINEAR,
             symbol="SOLUSDT",
             interval=common.INTERVAL_1_HOUR,
-            mode=common.TRADING_MODE_LIVE,
+            mode=mode,
             capital_allocation="1000",
         ),
         metadata=tenant.meta,
@@ -262,12 +262,17 @@ class World:
     a_bot: str
     b_bot: str
     a_backtest: str
+    a_paper_bot: str
 
 
 @pytest.fixture(scope="module")
 def world(rights: Slice) -> World:
     a, b = rights.new_tenant("rights-a"), rights.new_tenant("rights-b")
-    a_bot, b_bot = _live_bot(rights, a, start=True), _live_bot(rights, b, start=False)
+    a_bot, b_bot = _bot(rights, a, start=True), _bot(rights, b, start=False)
+    # A paper bot makes execution open a paper account for A, its key kept in Vault by execution.
+    a_paper_bot = _bot(rights, a, start=False, mode=common.TRADING_MODE_PAPER)
+    root = hvac.Client(url=rights.infra.vault.addr, token=rights.infra.vault.root_token)
+    eventually(lambda: _safe_read(root, f"paper/{a.tenant_id}/exchange"), "A's paper account key", 60)
     a_backtest = _backtest(rights, a)
     execution = rights.stub("execution")
     execution.SetRiskLimits(
@@ -285,7 +290,7 @@ def world(rights: Slice) -> World:
         )
     finally:
         rights.simulator.admin("clock", {"action": "speed", "seconds_per_candle": 2.0})
-    return World(a, b, a_bot, b_bot, a_backtest)
+    return World(a, b, a_bot, b_bot, a_backtest, a_paper_bot)
 
 
 def test_export_holds_every_service_data_of_the_tenant_and_nothing_secret_or_foreign(
@@ -298,7 +303,7 @@ def test_export_holds_every_service_data_of_the_tenant_and_nothing_secret_or_for
     assert document["schema_version"] == 2 and "not_included" not in document
     assert document["tenant"]["id"] == a.tenant_id and document["users"][0]["email"] == a.email
     strategy, execution = document["strategy"], document["execution"]
-    assert [bot["id"] for bot in strategy["bots"]] == [world.a_bot]
+    assert {bot["id"] for bot in strategy["bots"]} == {world.a_bot, world.a_paper_bot}
     assert strategy["signals"] and {s["bot_id"] for s in strategy["signals"]} == {world.a_bot}
     assert [backtest["id"] for backtest in strategy["backtests"]] == [world.a_backtest]
     assert strategy["backtests"][0]["report"], "the backtest's report is part of the export"
@@ -306,10 +311,14 @@ def test_export_holds_every_service_data_of_the_tenant_and_nothing_secret_or_for
     assert orders and {o["bot_id"] for o in orders} == {world.a_bot}
     assert fills and all(f["tenant_id"] == a.tenant_id for f in fills)
     assert {r["max_open_positions"] for r in execution["risk_limits"]} == {3}
-    assert execution["account"], "the tracked exchange account is exported"
+    assert {row["mode"] for row in execution["account"]} == {"LIVE", "PAPER"}, "both accounts exported"
     # Money is exported exactly, as decimal text.
     assert all(isinstance(f["exec_price"], str) and Decimal(f["exec_price"]) > 0 for f in fills)
-    for planted in (a.api_secret, b.api_secret, a.api_key, b.api_key):
+    root = hvac.Client(url=rights.infra.vault.addr, token=rights.infra.vault.root_token)
+    paper = root.secrets.kv.v2.read_secret_version(
+        path=f"paper/{a.tenant_id}/exchange", mount_point="secret", raise_on_deleted_version=True
+    )["data"]["data"]
+    for planted in (a.api_secret, b.api_secret, a.api_key, b.api_key, paper["api_secret"]):
         assert planted.encode() not in raw, "an exchange key or secret in the export"
     for foreign in (b.tenant_id, world.b_bot, b.email):
         assert foreign.encode() not in raw, "another tenant's data in the export"
@@ -395,9 +404,12 @@ def test_delete_removes_the_tenant_everywhere_and_leaves_others_untouched(
 
     left = remaining(rights, a.tenant_id)
     assert not left, f"rows of the deleted tenant remain: {left}"
-    assert rights.rows_of(a.tenant_id)[f"{rights.schemas['tenants']}.audit_event"] > 3
-    with pytest.raises(hvac.exceptions.InvalidPath):
-        root.secrets.kv.v2.read_secret_metadata(path=f"tenants/{a.tenant_id}/exchange", mount_point="secret")
+    kept_audit = rights.rows_of(a.tenant_id)[f"{rights.schemas['tenants']}.audit_event"]
+    assert kept_audit >= 3, "the audit trail stays (sign-up, key stored, deletion at least)"
+    for path in (f"tenants/{a.tenant_id}/exchange", f"paper/{a.tenant_id}/exchange"):
+        # The exchange key tenants stored, and a paper-account key execution may have opened for A.
+        with pytest.raises(hvac.exceptions.InvalidPath):
+            root.secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")
     # The deleted tenant's bot emits nothing more, even with the market running fast.
     assert not _signals_published(rights, a.tenant_id, seconds=8.0)
     assert not remaining(rights, a.tenant_id), "rows came back after the deletion"
@@ -416,7 +428,7 @@ def test_delete_removes_the_tenant_everywhere_and_leaves_others_untouched(
     check = tenants.VerifyAuditChain(
         pb.VerifyAuditChainRequest(tenant_id=a.tenant_id), metadata=rights.admin.meta, timeout=10
     )
-    assert check.valid and check.checked_count > 3, check.message
+    assert check.valid and check.checked_count == kept_audit, check.message
     last = tenants.ListAuditEvents(
         pb.ListAuditEventsRequest(tenant_id=a.tenant_id, page_size=1), metadata=rights.admin.meta, timeout=10
     ).events[0]
@@ -437,6 +449,13 @@ def test_delete_removes_the_tenant_everywhere_and_leaves_others_untouched(
             timeout=30,
         )
     assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _safe_read(client: hvac.Client, path: str) -> dict[str, Any] | None:
+    try:
+        return dict(client.secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret"))
+    except hvac.exceptions.InvalidPath:
+        return None
 
 
 def _signals_published(slice_: Slice, tenant_id: str, seconds: float) -> list[bytes]:
