@@ -421,7 +421,8 @@ def test_step_up_rpcs_take_totp_code(protos: FDS) -> None:
     lacking = [
         method.name
         for _, service, method in methods(protos)
-        if method.name in STEP_UP_RPCS and f"{service}.{method.name}" not in SERVICE_ONLY_RPCS
+        if method.name in STEP_UP_RPCS
+        and f"{service}.{method.name}" not in SERVICE_ONLY_RPCS
         and "totp_code" not in {f.name for f in messages[method.input_type.lstrip(".")].field}
     ]
     assert not lacking
