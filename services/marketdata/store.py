@@ -8,6 +8,7 @@ blocking; every method runs its statement in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -22,6 +23,20 @@ CANDLE = CandleRow.__table__  # type: ignore[attr-defined]
 CURSOR = StreamCursorRow.__table__  # type: ignore[attr-defined]
 LEASE = LeaseRow.__table__  # type: ignore[attr-defined]
 PRICE_COLUMNS = ("end_ms", "open", "high", "low", "close", "volume", "turnover")
+COLUMNS = ", ".join(("category", "symbol", "interval", "start_ms", *PRICE_COLUMNS))
+# Temporary: one per connection, emptied by each commit.
+STAGING = "CREATE TEMP TABLE IF NOT EXISTS candle_staging (LIKE candle) ON COMMIT DELETE ROWS"
+UPSERT_STAGED = (
+    f"INSERT INTO candle ({COLUMNS}) SELECT {COLUMNS} FROM candle_staging "
+    "ON CONFLICT (category, symbol, interval, start_ms) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in PRICE_COLUMNS)
+)
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    """A text field in COPY's text format (backslash, tab and line breaks escaped)."""
+    return value.translate(_COPY_ESCAPES)
 
 
 def _stream_filter(table: sa.Table, key: StreamKey) -> sa.ColumnElement[bool]:
@@ -44,29 +59,24 @@ class Store:
 
     # candles ---------------------------------------------------------------------------------
     def _upsert_candles(self, candles: list[Candle]) -> None:
-        rows = [
-            {
-                "category": c.key.category,
-                "symbol": c.key.symbol,
-                "interval": c.key.interval,
-                "start_ms": c.start,
-                "end_ms": c.end,
-                "open": c.open,
-                "high": c.high,
-                "low": c.low,
-                "close": c.close,
-                "volume": c.volume,
-                "turnover": c.turnover,
-            }
-            for c in candles
-        ]
-        statement = insert(CANDLE)
-        statement = statement.on_conflict_do_update(
-            index_elements=["category", "symbol", "interval", "start_ms"],
-            set_={name: statement.excluded[name] for name in PRICE_COLUMNS},
+        # COPY into a per-connection staging table, then one upsert from it. SQLAlchemy's
+        # executemany spent ~40 µs of CPU per row (bind processing in Python) on the service's one
+        # core, as much as the rest of a candle's way from the WebSocket to JetStream; COPY ~4 µs.
+        rows = io.StringIO(
+            "".join(
+                f"{_copy_text(c.key.category)}\t{_copy_text(c.key.symbol)}\t{_copy_text(c.key.interval)}\t"
+                f"{c.start}\t{c.end}\t{c.open}\t{c.high}\t{c.low}\t{c.close}\t{c.volume}\t{c.turnover}\n"
+                for c in candles
+            )
         )
         with self.engine.begin() as conn:
-            conn.execute(statement, rows)
+            conn.exec_driver_sql(STAGING)
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.copy_expert(f"COPY candle_staging ({COLUMNS}) FROM STDIN", rows)
+            finally:
+                cursor.close()
+            conn.exec_driver_sql(UPSERT_STAGED)
 
     async def upsert_candles(self, candles: list[Candle]) -> None:
         if candles:
