@@ -158,6 +158,10 @@ def mark_accepted(order_id: str, exchange_order_id: str) -> Any:
     return work
 
 
+ORDERS: Any = models.Order.__table__  # type: ignore[attr-defined]
+OUTCOMES: Any = models.SignalOutcome.__table__  # type: ignore[attr-defined]
+
+
 @dataclass
 class Accepted:
     """An order the exchange took (its id), and the signal outcome that goes with it."""
@@ -179,7 +183,7 @@ def accept_many(session: Any, items: list[Accepted]) -> list[models.Order]:
     INSERT and one SELECT, instead of three round trips per order (the bulk of a busy candle's
     database time)."""
     session.execute(sql(ACCEPT), [{"oid": i.exchange_order_id, "id": i.order_id} for i in items])
-    session.execute(insert(models.SignalOutcome), [i.outcome.model_dump() for i in items])
+    session.execute(insert(OUTCOMES), [i.outcome.model_dump() for i in items])
     Ord = models.Order
     rows = {r.id: r for r in session.exec(select(Ord).where(col(Ord.id).in_([i.order_id for i in items])))}
     return [rows[i.order_id] for i in items]
@@ -189,5 +193,6 @@ def insert_orders(session: Any, orders: list[models.Order]) -> list[None]:
     """Store new PENDING_SUBMIT orders with one multi-row INSERT (no ORM unit of work: a busy
     candle's orders are all new rows). A duplicate orderLinkId fails the batch; the store then
     tries each order alone, so only its own signal sees the IntegrityError."""
-    session.execute(insert(models.Order), [order.model_dump() for order in orders])
+    # The table, not the mapped class: plain Core executemany, no ORM bulk-persistence pass.
+    session.execute(insert(ORDERS), [order.model_dump() for order in orders])
     return [None] * len(orders)
