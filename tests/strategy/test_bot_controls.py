@@ -29,6 +29,7 @@ from services.devstack.platform import pick_port
 from tests.dashboard import conftest as dashboard_slice
 from tests.dashboard.conftest import Member, Slice
 from tests.helpers.infra import Infra
+from tests.helpers.tokens import service_token
 from tests.strategy.service_slice import StrategyProcess
 
 # The dashboard's platform slice (simulator, every service, tenants with real users) as this module's.
@@ -289,3 +290,36 @@ def test_stop_with_close_position_closes_the_position_on_the_exchange_once(dash:
     finally:
         sim(dash, "clock", {"action": "resume"})
         sim(dash, "clock", {"action": "speed", "seconds_per_candle": dash.simulator.seconds_per_candle})
+
+
+def test_the_service_only_tenant_field_serves_services_and_no_one_else(dash: Slice, infra: Infra) -> None:
+    """What strategy asks other services for a tenant: a service names the tenant (and must); a user
+    naming another tenant still sees only their own."""
+    keyed, other = dash.new_tenant("keyed"), dash.new_tenant("other")
+    store_keys(dash, keyed)
+    risk = execution(dash)
+    switch = ex.SetKillSwitchRequest(scope=ex.KILL_SWITCH_SCOPE_TENANT, engaged=True, reason="audit")
+    risk.SetKillSwitch(switch, metadata=keyed.meta, timeout=30)
+    service = (("authorization", f"Bearer {service_token(infra.vault, 'strategy')}"),)
+
+    status = tp.GetExchangeCredentialsStatusRequest(tenant_id=keyed.user.tenant_id)
+    assert dash.tenants.GetExchangeCredentialsStatus(status, metadata=service, timeout=10).status.present
+    assert not dash.tenants.GetExchangeCredentialsStatus(
+        status, metadata=other.meta, timeout=10
+    ).status.present
+    switches = ex.ListKillSwitchesRequest(tenant_id=keyed.user.tenant_id)
+    assert [
+        s.reason for s in risk.ListKillSwitches(switches, metadata=service, timeout=10).kill_switches
+    ] == ["audit"]
+    assert not risk.ListKillSwitches(switches, metadata=other.meta, timeout=10).kill_switches
+
+    unnamed: list[tuple[Callable[..., Any], Any]] = [
+        (dash.tenants.GetExchangeCredentialsStatus, tp.GetExchangeCredentialsStatusRequest()),
+        (risk.ListKillSwitches, ex.ListKillSwitchesRequest()),
+        (risk.ListPositions, ex.ListPositionsRequest()),
+    ]
+    for call, request in unnamed:
+        with pytest.raises(grpc.RpcError) as caught:
+            call(request, metadata=service, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value
+        assert "tenant_id" in (caught.value.details() or "")
