@@ -13,6 +13,7 @@ starting a bot nobody could check is the silent failure this is here to prevent.
 
 Before StopBot closes a bot's position: the position execution holds for the bot (service-only
 `ListPositions` for the tenant), which is what the exchange has, not what the strategy's bank believes.
+Here an unanswered question does not refuse anything (server.py: the stop goes ahead on the bank's view).
 
 A service whose address is not configured (the strategy service running alone, as in its own tests) is
 not asked.
@@ -142,9 +143,7 @@ class Peers:
             )
         except grpc.aio.AioRpcError as error:
             log.warning("position not read", extra={"code": error.code().name})
-            raise Unavailable(
-                "cannot ask the execution service for the bot's position; the bot was not stopped, retry"
-            ) from None
+            raise Unavailable("cannot ask the execution service for the bot's position") from None
         for position in reply.positions:
             side = {common_pb2.SIDE_BUY: 1, common_pb2.SIDE_SELL: -1}.get(position.side, 0)
             if side and position.size and float(position.size) > 0:

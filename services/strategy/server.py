@@ -15,6 +15,7 @@ from tradebot.marketdata.v1 import events_pb2 as md_events
 from tradebot.strategy.v1 import strategy_service_pb2_grpc as rpc
 
 from services.common.db import make_engine, migrate
+from services.common.errors import Unavailable
 from services.common.runtime import ServiceRuntime
 from services.common.settings import ServiceSettings, SettingsError
 from services.strategy.backtests import Backtests
@@ -101,9 +102,16 @@ async def setup(runtime: ServiceRuntime) -> None:
     )
 
     async def close_position(row: BotRow, why: str) -> object:
-        # Execution's position is the exchange's; the bank's belief can differ (0055).
-        held = await checks.position(row) if checks.knows_positions else None
-        return await engine.close_position(row, why, held, from_exchange=checks.knows_positions)
+        # Execution's position is the exchange's; the bank's belief can differ (0055). A stop does not
+        # wait for execution to come back: without its answer the bank's belief decides.
+        held, asked = None, checks.knows_positions
+        if asked:
+            try:
+                held = await checks.position(row)
+            except Unavailable:
+                log.warning("stop: execution not reachable; the engine's view decides", extra={"bot": row.id})
+                asked = False
+        return await engine.close_position(row, why, held, from_exchange=asked)
 
     bots = Bots(store, market, bus, refresh, checks, close_position)
     servicer = StrategyServicer(bots, SignalStore(db), Backtests(db, market))
