@@ -5,11 +5,8 @@ dashboard itself; plus helpers that make tenants and users through the public AP
 from __future__ import annotations
 
 import os
-import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +15,23 @@ import pyotp
 import pytest
 from streamlit.testing.v1 import AppTest
 from tradebot.common.v1 import common_pb2 as common
-from tradebot.strategy.v1 import strategy_service_pb2 as sp
+from tradebot.strategy.v1 import events_pb2 as se
 from tradebot.strategy.v1 import strategy_service_pb2_grpc as sp_rpc
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 from tradebot.tenants.v1 import tenants_service_pb2_grpc as rpc
 
-from services.devstack.platform import ServiceProcess, plan_services
+from services.devstack.platform import ServiceProcess
 from services.devstack.simulator import EmbeddedSimulator
+from tests.helpers import bots, clients
+from tests.helpers.clients import PASSWORD, Person, unique_email
 from tests.helpers.infra import Infra
+from tests.helpers.slices import plan_slice, sign_up_admin
+from tests.helpers.waiting import wait_serving
 
-PASSWORD = "Correct-Horse-42!"
+__all__ = ["PASSWORD", "Member", "Slice", "signed_in", "texts", "unique_email"]
 APP = str(Path(__file__).resolve().parents[2] / "services" / "dashboard" / "app.py")
-
-
-@dataclass
-class Member:
-    email: str
-    user: pb.User
-    tokens: pb.AuthTokens
-    totp_secret: str = ""
-    recovery_codes: tuple[str, ...] = ()
-
-    @property
-    def meta(self) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {self.tokens.access_token}"),)
+# The dashboard's tests call a signed-up person a member (of a tenant).
+Member = Person
 
 
 @dataclass
@@ -64,59 +54,20 @@ class Slice:
         return {f"{name.upper()}_ADDR": self.address(name) for name in GRPC_NAMES}
 
     def invite_token(self, email: str) -> str:
-        for path in sorted(self.outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
-            message = message_from_bytes(path.read_bytes())
-            if message["To"] == email:
-                body = bytes(message.get_payload(decode=True)).decode()
-                return body.split("invite code on the sign-up page: ")[1].split()[0]
-        raise AssertionError(f"no invitation for {email}")
-
-    def signup(self, token: str, email: str, tenant_name: str = "") -> Member:
-        reply = self.tenants.SignUp(
-            pb.SignUpRequest(
-                invite_token=token,
-                email=email,
-                password=PASSWORD,
-                display_name="Pat",
-                tenant_name=tenant_name,
-            )
-        )
-        return Member(email, reply.user, reply.tokens)
+        return clients.invite_token(self.outbox, email)
 
     def new_tenant(self, label: str = "org") -> Member:
         """A tenant's first OWNER: the admin invites, the email arrives, the person signs up."""
-        email = unique_email(label)
-        self.tenants.CreateInvite(
-            pb.CreateInviteRequest(email=email, new_tenant=True), metadata=self.admin.meta
-        )
-        return self.signup(self.invite_token(email), email, tenant_name=f"{label} {uuid.uuid4().hex[:4]}")
+        return clients.new_client(self.tenants, self.outbox, self.admin, label)
 
     def add_member(self, owner: Member, role: int, label: str = "member") -> Member:
-        email = unique_email(label)
-        reply = self.tenants.CreateInvite(pb.CreateInviteRequest(email=email, role=role), metadata=owner.meta)
-        return self.signup(reply.invite_token, email)
+        return clients.add_member(self.tenants, owner, role, label)
 
-    def create_bot(self, member: Member, name: str, mode: int = common.TRADING_MODE_PAPER) -> Any:
-        """A PPP Vishva bot on SOLUSDT hourly candles, through strategy's public API."""
+    def create_bot(self, member: Member, name: str, mode: int = common.TRADING_MODE_PAPER) -> se.Bot:
+        """A PPP Vishva bot on SOLUSDT hourly candles (moderate template), through strategy's public API."""
         with grpc.insecure_channel(self.address("strategy")) as channel:
-            return (
-                sp_rpc.StrategyServiceStub(channel)
-                .CreateBot(
-                    sp.CreateBotRequest(
-                        name=name,
-                        strategy_id="ppp_vishva",
-                        template="moderate",
-                        category=common.CATEGORY_LINEAR,
-                        symbol="SOLUSDT",
-                        interval=common.INTERVAL_1_HOUR,
-                        mode=mode,
-                        capital_allocation="1000",
-                    ),
-                    metadata=member.meta,
-                    timeout=30,
-                )
-                .bot
-            )
+            strategy = sp_rpc.StrategyServiceStub(channel)
+            return bots.create_bot(strategy, member, name=name, template="moderate", mode=mode)
 
     def enable_totp(self, member: Member) -> None:
         enrol = self.tenants.EnrollTotp(pb.EnrollTotpRequest(), metadata=member.meta)
@@ -131,73 +82,32 @@ GRPC_NAMES = ("tenants", "marketdata", "strategy", "execution")
 OPTIONAL = {"strategy", "execution"}
 
 
-def unique_email(label: str) -> str:
-    return f"{label}-{uuid.uuid4().hex[:8]}@example.com"
-
-
 @pytest.fixture(scope="session")
 def dash(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slice]:
     folder = tmp_path_factory.mktemp("dashboard-slice")
-    outbox = folder / "outbox"
     simulator = EmbeddedSimulator(folder, port=0, seconds_per_candle=2.0).start()
-    suffix = uuid.uuid4().hex[:6]
     env = {**infra.env, "BYBIT_ENV": "simulator", "BYBIT_SIMULATOR_URL": simulator.url}
-    services = {s.name: s for s in plan_services(env, folder, infra.vault.service_tokens, base_port=0)}
-    admin_email = unique_email("admin")
-    # Own schemas, so this slice and the `platform` fixture can share one PostgreSQL.
-    services["tenants"].extra_env = {
-        "DB_SCHEMA": f"tenants_d{suffix}",
-        "ADMIN_EMAIL": admin_email,
-        "INVITE_OUTBOX": str(outbox),
-    }
-    services["marketdata"].extra_env = {"MARKETDATA_DB_SCHEMA": f"marketdata_d{suffix}"}
-    # ... and their own JetStream consumers, so a second platform on the same NATS neither steals this
-    # slice's candles and signals nor is refused a consumer that is already bound.
-    services["execution"].extra_env = {
-        "EXECUTION_DB_SCHEMA": f"execution_d{suffix}",
-        "EXECUTION_SIGNAL_DURABLE": f"execution-d{suffix}",
-    }
-    services["strategy"].extra_env = {
-        "STRATEGY_DB_SCHEMA": f"strategy_d{suffix}",
-        "STRATEGY_CANDLE_DURABLE": f"candles-d{suffix}",
-        "STRATEGY_POSITION_DURABLE": f"positions-d{suffix}",
-        "STRATEGY_SUBSCRIBER_ID": f"strategy-d{suffix}",
-    }
+    # Own schemas and JetStream consumers, so this slice and the `platform` fixture can share one
+    # PostgreSQL and NATS.
+    plan = plan_slice(infra, env, folder, tag="d")
+    services = plan.services
     for service in services.values():
         service.start()
     try:
-        _wait_healthy(services, folder)
+        # Tenants, marketdata and the dashboard must serve. Strategy and execution are still being
+        # built: if one of them exits, the slice goes on without it and the pages say it cannot be
+        # reached.
+        wait_serving(services, folder, timeout=90.0, optional=OPTIONAL, what="dashboard slice")
         channel = grpc.insecure_channel(services["tenants"].address)
         stub = rpc.TenantsServiceStub(channel)
-        slice_ = Slice(services, outbox, simulator, stub, Member(admin_email, pb.User(), pb.AuthTokens()))
-        slice_.admin = slice_.signup(slice_.invite_token(admin_email), admin_email, tenant_name="Platform")
+        slice_ = Slice(services, plan.outbox, simulator, stub, Person(plan.admin_email, pb.AuthTokens()))
+        slice_.admin = sign_up_admin(plan, stub)
         yield slice_
         channel.close()
     finally:
         for service in services.values():
             service.stop()
         simulator.stop()
-
-
-def _wait_healthy(services: dict[str, ServiceProcess], logs: Path, timeout: float = 90.0) -> None:
-    """Tenants, marketdata and the dashboard must serve. Strategy and execution are still being built:
-    if one of them exits, the slice goes on without it and the pages say it cannot be reached."""
-    deadline = time.monotonic() + timeout
-    statuses: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        statuses = {name: s.status() for name, s in services.items()}
-        required = {n: st for n, st in statuses.items() if n not in OPTIONAL or not st.startswith("EXITED")}
-        if all(status == "SERVING" for status in required.values()):
-            return
-        if any(status.startswith("EXITED") for status in required.values()):
-            break
-        time.sleep(0.2)
-    tails = {
-        name: (logs / f"{name}.log").read_text()[-1500:]
-        for name in services
-        if (logs / f"{name}.log").exists()
-    }
-    raise RuntimeError(f"dashboard slice did not become healthy: {statuses}\n{tails}")
 
 
 @pytest.fixture

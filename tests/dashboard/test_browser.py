@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from tradebot.strategy.v1 import strategy_service_pb2_grpc as sp_rpc
 
 from tests.dashboard.conftest import PASSWORD, Member, Slice
 from tests.dashboard.replay import LEAD_CANDLES, next_entry_bar
+from tests.helpers.clients import open_account
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 CHROMIUM = "/usr/bin/chromium"
@@ -147,18 +147,11 @@ class Steps:
 
 
 def simulator_account(dash: Slice) -> dict[str, Any]:
-    return admin(dash, "accounts", {"balances": {"USDT": "100000"}, "note": "browser test"})
+    return open_account(dash.simulator, "browser test")
 
 
 def admin(dash: Slice, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{dash.simulator.url}/admin/{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="GET" if body is None else "POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return dict(json.loads(response.read()))
+    return dash.simulator.admin(path, body)
 
 
 def orders_of(dash: Slice, member: Member) -> list[Any]:

@@ -25,8 +25,11 @@ from tradebot.strategy.v1 import events_pb2 as se
 from tradebot.strategy.v1 import strategy_service_pb2 as sp
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
 
-from tests.e2e.conftest import PASSWORD, Person, Stack, eventually, metric, run_market_until
+from tests.e2e.conftest import Stack, metric, run_market_until
+from tests.helpers.bots import create_bot
+from tests.helpers.clients import PASSWORD, Person, open_account, store_keys
 from tests.helpers.invariants import ExchangeAccount, settled
+from tests.helpers.waiting import eventually
 
 # Start-up of the whole platform (the first test of the session pays it) and a market run.
 pytestmark = pytest.mark.timeout(600)
@@ -54,17 +57,8 @@ def test_a_client_journey_from_invitation_to_export(stack: Stack) -> None:
     enrol_2fa(stack, client)
 
     # Exchange keys: a simulator account, checked by tenants against the exchange and kept in Vault.
-    account = stack.simulator.admin("accounts", {"balances": {"USDT": "100000"}, "note": "journey"})
-    stored = stack.tenants.PutExchangeCredentials(
-        tp.PutExchangeCredentialsRequest(
-            api_key=account["apiKey"],
-            api_secret=account["apiSecret"],
-            environment=tp.EXCHANGE_ENVIRONMENT_DEMO,
-            totp_code=client.fresh_code(),
-        ),
-        metadata=client.meta,
-        timeout=60,
-    ).status
+    account = open_account(stack.simulator, "journey")
+    stored = store_keys(stack.tenants, client, account, totp_code=client.fresh_code())
     assert stored.present and stored.validation == tp.CREDENTIALS_VALIDATION_VALID
     assert (
         stored.masked_api_key.endswith(account["apiKey"][-4:])
@@ -75,21 +69,15 @@ def test_a_client_journey_from_invitation_to_export(stack: Stack) -> None:
     strategies = stack.strategy.ListStrategies(sp.ListStrategiesRequest(), metadata=client.meta).strategies
     ppp = next(s for s in strategies if s.id == "ppp_vishva")
     assert {"conservative", "moderate", "aggressive"} <= {t.name for t in ppp.templates}
-    bot = stack.strategy.CreateBot(
-        sp.CreateBotRequest(
-            name="journey-bot",
-            strategy_id="ppp_vishva",
-            template="aggressive",
-            category=common.CATEGORY_LINEAR,
-            symbol="SOLUSDT",
-            interval=common.INTERVAL_1_HOUR,
-            mode=LIVE,
-            capital_allocation="10000",
-            request_id=str(uuid.uuid4()),
-        ),
-        metadata=client.meta,
-        timeout=30,
-    ).bot
+    bot = create_bot(
+        stack.strategy,
+        client,
+        name="journey-bot",
+        template="aggressive",
+        mode=LIVE,
+        capital_allocation="10000",
+        request_id=str(uuid.uuid4()),
+    )
     assert bot.status == se.BOT_STATUS_CREATED and bot.template == "aggressive"
     started = stack.strategy.StartBot(
         sp.StartBotRequest(bot_id=bot.id, totp_code=client.fresh_code()), metadata=client.meta, timeout=30

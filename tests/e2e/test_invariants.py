@@ -10,12 +10,14 @@ from typing import Any
 import psycopg2
 import pytest
 from tradebot.common.v1 import common_pb2 as common
-from tradebot.strategy.v1 import strategy_service_pb2 as sp
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
 
 from services.common.bybit import BybitEnv, BybitVenue
-from tests.e2e.conftest import Stack, eventually
+from tests.e2e.conftest import Stack
+from tests.helpers.bots import create_bot
+from tests.helpers.clients import open_account, store_keys
 from tests.helpers.invariants import ExchangeAccount, check, settled
+from tests.helpers.waiting import eventually
 
 # Possibly start-up of the whole platform.
 pytestmark = pytest.mark.timeout(600)
@@ -29,28 +31,12 @@ def sql(stack: Stack, query: str, *args: Any) -> list[tuple[Any, ...]]:
 
 def test_the_checker_names_each_planted_violation(stack: Stack) -> None:
     client = stack.new_client("planted")
-    keys = stack.simulator.admin("accounts", {"balances": {"USDT": "50000"}, "note": "planted"})
-    stack.tenants.PutExchangeCredentials(
-        tp.PutExchangeCredentialsRequest(
-            api_key=keys["apiKey"], api_secret=keys["apiSecret"], environment=tp.EXCHANGE_ENVIRONMENT_DEMO
-        ),
-        metadata=client.meta,
-        timeout=60,
-    )
+    keys = open_account(stack.simulator, "planted", usdt="50000")
+    store_keys(stack.tenants, client, keys)
     tenant_id = stack.tenants.GetMe(tp.GetMeRequest(), metadata=client.meta).tenant.id
     account = ExchangeAccount(tenant_id, int(keys["uid"]))
-    bot = stack.strategy.CreateBot(
-        sp.CreateBotRequest(
-            name="planted-bot",
-            strategy_id="ppp_vishva",
-            category=common.CATEGORY_LINEAR,
-            symbol="SOLUSDT",
-            interval=common.INTERVAL_1_HOUR,
-            mode=common.TRADING_MODE_LIVE,
-            capital_allocation="1000",
-        ),
-        metadata=client.meta,
-    ).bot
+    # template="": strategy's default template, as a client who picks none gets.
+    bot = create_bot(stack.strategy, client, name="planted-bot", template="", mode=common.TRADING_MODE_LIVE)
     assert settled(stack.sources, [account], within=30) == []
 
     # 1. An order placed by hand on the exchange, with the tenant's own key: no signal, no platform action.

@@ -11,9 +11,11 @@ from tradebot.execution.v1 import execution_service_pb2 as ex
 from tradebot.strategy.v1 import strategy_service_pb2 as sp
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
 
-from tests.e2e.conftest import Stack, eventually, metric, run_market_until
+from tests.e2e.conftest import Stack, metric, run_market_until
+from tests.helpers.bots import create_bot
 from tests.helpers.infra import Infra
 from tests.helpers.invariants import paper_account, settled
+from tests.helpers.waiting import eventually
 
 PAPER = common.TRADING_MODE_PAPER
 
@@ -27,20 +29,9 @@ def test_a_paper_bot_trades_without_keys_and_its_account_agrees(stack: Stack, in
         tp.GetExchangeCredentialsStatusRequest(), metadata=client.meta
     ).status
     assert not status.present
-    bot = stack.strategy.CreateBot(
-        sp.CreateBotRequest(
-            name="paper-bot",
-            strategy_id="ppp_vishva",
-            template="aggressive",
-            category=common.CATEGORY_LINEAR,
-            symbol="SOLUSDT",
-            interval=common.INTERVAL_1_HOUR,
-            mode=PAPER,
-            capital_allocation="5000",
-        ),
-        metadata=client.meta,
-        timeout=30,
-    ).bot
+    bot = create_bot(
+        stack.strategy, client, name="paper-bot", template="aggressive", mode=PAPER, capital_allocation="5000"
+    )
     stack.strategy.StartBot(sp.StartBotRequest(bot_id=bot.id), metadata=client.meta, timeout=30)
     eventually(
         lambda: (metric(stack, "strategy", "strategy_bots_running") or 0) >= 1, 60, "the bot warmed up"

@@ -3,7 +3,6 @@ platform's services as real processes, started the same way `make run` starts th
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from services.devstack.nats import EmbeddedNats
 from services.devstack.openbao import EmbeddedOpenBao
 from services.devstack.platform import ServiceProcess, plan_services
 from services.devstack.postgres import EmbeddedPostgres
+from tests.helpers.waiting import wait_serving
 
 
 @dataclass
@@ -56,18 +56,9 @@ def start_platform(infra: Infra, logs: Path, timeout: float = 90.0) -> Platform:
     for service in services:
         service.start()
     platform = Platform(infra, {service.name: service for service in services})
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        statuses = {service.name: service.status() for service in services}
-        if all(status == "SERVING" for status in statuses.values()):
-            return platform
-        if any(status.startswith("EXITED") for status in statuses.values()):
-            break
-        time.sleep(0.2)
-    platform.stop()
-    tails = {
-        s.name: (logs / f"{s.name}.log").read_text()[-2000:]
-        for s in services
-        if (logs / f"{s.name}.log").exists()
-    }
-    raise RuntimeError(f"platform did not become healthy: {statuses}\n{tails}")
+    try:
+        wait_serving(platform.services, logs, timeout=timeout, what="platform")
+    except RuntimeError:
+        platform.stop()
+        raise
+    return platform

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from email import message_from_bytes
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import hvac
@@ -36,26 +33,18 @@ from tradebot.tenants.v1 import tenants_service_pb2 as pb
 from tradebot.tenants.v1 import tenants_service_pb2_grpc as rpc
 
 from services.common.db import sqlalchemy_url
-from services.devstack.platform import ServiceProcess, plan_services
+from services.devstack.platform import ServiceProcess
 from services.devstack.simulator import EmbeddedSimulator
+from tests.helpers.bots import create_bot
+from tests.helpers.clients import PASSWORD, Person, new_client, open_account, store_keys
 from tests.helpers.infra import Infra
+from tests.helpers.slices import plan_slice, sign_up_admin
 from tests.helpers.tokens import service_token
+from tests.helpers.waiting import eventually, wait_serving
 
-PASSWORD = "Correct-Horse-42!"
 GRPC = ("tenants", "marketdata", "strategy", "execution")
 WAIT_SECONDS = 180.0
 FAST_SECONDS_PER_CANDLE = 0.15
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T | None], what: str, timeout: float = WAIT_SECONDS) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
 
 
 @dataclass
@@ -79,50 +68,29 @@ class Slice:
     simulator: EmbeddedSimulator
     outbox: Path
     schemas: dict[str, str]
-    admin: Tenant | None = None
+    admin: Person | None = None
 
     def stub(self, name: str) -> Any:
         channel = grpc.insecure_channel(self.services[name].address)
         kind = {"tenants": rpc.TenantsServiceStub, "strategy": st_rpc.StrategyServiceStub}
         return kind.get(name, ex_rpc.ExecutionServiceStub)(channel)
 
-    def invite_token(self, email: str) -> str:
-        for path in self.outbox.glob("*.eml"):
-            message = message_from_bytes(path.read_bytes())
-            if message["To"] == email:
-                body = bytes(message.get_payload(decode=True)).decode()
-                return body.split("invite code on the sign-up page: ")[1].split()[0]
-        raise AssertionError(f"no invitation for {email}")
-
-    def signup(self, email: str, tenant_name: str) -> Tenant:
-        token = eventually(lambda: _safe(lambda: self.invite_token(email)), f"invite of {email}", 30)
-        reply = self.stub("tenants").SignUp(
-            pb.SignUpRequest(
-                invite_token=token,
-                email=email,
-                password=PASSWORD,
-                display_name="Pat",
-                tenant_name=tenant_name,
-            )
-        )
-        return Tenant(email, reply.user.tenant_id, tenant_name, reply.tokens.access_token)
-
     def new_tenant(self, label: str) -> Tenant:
+        """A client signed up as a new tenant's owner, a fresh simulator account's key stored as its own."""
         assert self.admin is not None
-        email = f"{label}-{uuid.uuid4().hex[:8]}@example.com"
-        self.stub("tenants").CreateInvite(
-            pb.CreateInviteRequest(email=email, new_tenant=True), metadata=self.admin.meta
+        tenants = self.stub("tenants")
+        person = new_client(tenants, self.outbox, self.admin, label)
+        account = open_account(self.simulator, label)
+        store_keys(tenants, person, account)
+        tenant = tenants.GetMe(pb.GetMeRequest(), metadata=person.meta, timeout=10).tenant
+        return Tenant(
+            person.email,
+            tenant.id,
+            tenant.name,
+            person.tokens.access_token,
+            account["apiKey"],
+            account["apiSecret"],
         )
-        tenant = self.signup(email, f"{label} {uuid.uuid4().hex[:4]}")
-        account = self.simulator.admin("accounts", {"balances": {"USDT": "100000"}, "note": label})
-        tenant.api_key, tenant.api_secret = account["apiKey"], account["apiSecret"]
-        self.stub("tenants").PutExchangeCredentials(
-            pb.PutExchangeCredentialsRequest(
-                api_key=tenant.api_key, api_secret=tenant.api_secret, environment=pb.EXCHANGE_ENVIRONMENT_DEMO
-            ),
-            metadata=tenant.meta,
-        )
-        return tenant
 
     def rows_of(self, tenant_id: str) -> dict[str, int]:
         """Rows naming the tenant, in every table of the slice's schemas with a tenant_id column."""
@@ -152,60 +120,20 @@ class Slice:
         return counts
 
 
-def _safe(fn: Callable[[], T]) -> T | None:
-    try:
-        return fn()
-    except AssertionError:
-        return None
-
-
-def _wait_serving(services: dict[str, ServiceProcess], folder: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    statuses: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        statuses = {name: s.status() for name, s in services.items()}
-        if all(status == "SERVING" for status in statuses.values()):
-            return
-        if any(status.startswith("EXITED") for status in statuses.values()):
-            break
-        time.sleep(0.3)
-    tails = {n: (folder / f"{n}.log").read_text()[-1500:] for n in services if (folder / f"{n}.log").exists()}
-    raise RuntimeError(f"data-rights slice did not become healthy: {statuses}\n{tails}")
-
-
 @pytest.fixture(scope="module")
 def rights(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slice]:
     folder = tmp_path_factory.mktemp("data-rights")
     simulator = EmbeddedSimulator(folder, port=0, seconds_per_candle=2.0).start()
     env = {**infra.env, "BYBIT_ENV": "simulator", "BYBIT_SIMULATOR_URL": simulator.url}
-    planned = {s.name: s for s in plan_services(env, folder, infra.vault.service_tokens, base_port=0)}
-    services = {name: planned[name] for name in GRPC}
-    suffix = uuid.uuid4().hex[:6]
-    schemas = {name: f"{name}_r{suffix}" for name in GRPC}
-    admin_email = f"admin-{suffix}@example.com"
     # Own schemas and JetStream consumers, so this slice shares PostgreSQL and NATS with other tests.
-    services["tenants"].extra_env = {
-        "DB_SCHEMA": schemas["tenants"],
-        "ADMIN_EMAIL": admin_email,
-        "INVITE_OUTBOX": str(folder / "outbox"),
-    }
-    services["marketdata"].extra_env = {"MARKETDATA_DB_SCHEMA": schemas["marketdata"]}
-    services["strategy"].extra_env = {
-        "STRATEGY_DB_SCHEMA": schemas["strategy"],
-        "STRATEGY_CANDLE_DURABLE": f"candles-r{suffix}",
-        "STRATEGY_POSITION_DURABLE": f"positions-r{suffix}",
-        "STRATEGY_SUBSCRIBER_ID": f"strategy-r{suffix}",
-    }
-    services["execution"].extra_env = {
-        "EXECUTION_DB_SCHEMA": schemas["execution"],
-        "EXECUTION_SIGNAL_DURABLE": f"execution-r{suffix}",
-    }
+    plan = plan_slice(infra, env, folder, tag="r", names=GRPC)
+    services = plan.services
     for service in services.values():
         service.start()
     try:
-        _wait_serving(services, folder)
-        slice_ = Slice(infra, services, simulator, folder / "outbox", schemas)
-        slice_.admin = slice_.signup(admin_email, "Platform")
+        wait_serving(services, folder, what="data-rights slice")
+        slice_ = Slice(infra, services, simulator, plan.outbox, plan.schemas)
+        slice_.admin = sign_up_admin(plan, slice_.stub("tenants"))
         yield slice_
     finally:
         for service in services.values():
@@ -215,20 +143,7 @@ def rights(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 def _bot(slice_: Slice, tenant: Tenant, *, start: bool, mode: int = common.TRADING_MODE_LIVE) -> str:
     strategy = slice_.stub("strategy")
-    bot = strategy.CreateBot(
-        st.CreateBotRequest(
-            name=f"bot-{uuid.uuid4().hex[:6]}",
-            strategy_id="ppp_vishva",
-            template="aggressive",
-            category=common.CATEGORY_LINEAR,
-            symbol="SOLUSDT",
-            interval=common.INTERVAL_1_HOUR,
-            mode=mode,
-            capital_allocation="1000",
-        ),
-        metadata=tenant.meta,
-        timeout=30,
-    ).bot
+    bot = create_bot(strategy, tenant, mode=mode)
     if start:
         strategy.StartBot(st.StartBotRequest(bot_id=bot.id), metadata=tenant.meta, timeout=30)
     return str(bot.id)
@@ -272,7 +187,7 @@ def world(rights: Slice) -> World:
     # A paper bot makes execution open a paper account for A, its key kept in Vault by execution.
     a_paper_bot = _bot(rights, a, start=False, mode=common.TRADING_MODE_PAPER)
     root = hvac.Client(url=rights.infra.vault.addr, token=rights.infra.vault.root_token)
-    eventually(lambda: _safe_read(root, f"paper/{a.tenant_id}/exchange"), "A's paper account key", 60)
+    eventually(lambda: _safe_read(root, f"paper/{a.tenant_id}/exchange"), 60, "A's paper account key")
     a_backtest = _backtest(rights, a)
     execution = rights.stub("execution")
     execution.SetRiskLimits(
@@ -286,6 +201,7 @@ def world(rights: Slice) -> World:
     try:
         eventually(
             lambda: execution.ListFills(ex.ListFillsRequest(page_size=5), metadata=a.meta, timeout=10).fills,
+            WAIT_SECONDS,
             "a fill of tenant A's live bot",
         )
     finally:
@@ -367,7 +283,7 @@ def test_delete_waits_for_every_service_and_leaves_nothing_on_failure(rights: Sl
         assert status.status.present
     finally:
         rights.services["execution"].start()
-        _wait_serving(rights.services, rights.outbox.parent)
+        wait_serving(rights.services, rights.outbox.parent, what="data-rights slice")
     tenants.DeleteTenant(pb.DeleteTenantRequest(confirm_tenant_name=c.name), metadata=c.meta, timeout=90)
     assert not remaining(rights, c.tenant_id)
 
