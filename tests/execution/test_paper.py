@@ -29,6 +29,7 @@ from tests.execution.helpers import (
     outcome,
     publish,
     sim_orders,
+    start_harness,
     unique,
 )
 from tests.execution.test_account_state import independent_pnl
@@ -191,3 +192,36 @@ def test_only_execution_can_read_or_write_paper_keys(infra: Infra) -> None:
             other.read(path)
         with pytest.raises(hvac.exceptions.Forbidden):
             other.put(path, {"api_key": "x", "api_secret": "y"})
+
+
+async def test_a_paper_account_the_simulator_forgot_is_opened_again(
+    infra: Infra, sim: Simulator, symbol: str
+) -> None:
+    """The simulator keeps accounts in memory while Vault keeps the paper key: after the simulator
+    restarts (`make run` again), the next start of execution opens a new paper account."""
+    tenant = unique("t-")
+    first = await start_harness(infra, sim)
+    try:
+        bot = await paper_bot(first, tenant, symbol)
+        await eventually(lambda: paper_key(infra, tenant), 20, "paper key stored")
+        old_uid = paper_uid(first, sim, tenant)
+    finally:
+        await first.stop()
+    forgotten = str((paper_key(infra, tenant) or {})["api_key"])
+    del sim.venue.accounts.keys[forgotten]  # what a restarted simulator knows of it: nothing
+    second = await start_harness(infra, sim)
+    try:
+        await second.execution.tenant_events.on_bot(
+            bot_event(bot, capital="1000", risk_per_trade=0.01, mode=PAPER)
+        )
+        signal = entry(sim, bot, mode=PAPER)
+        await publish(second.bus, signal)
+        done = await outcome(second, bot, signal.id)
+        assert done.outcome == "ORDERED", done.reason
+        new_uid = paper_uid(second, sim, tenant)
+        assert new_uid != old_uid
+        assert [o.order_link_id for o in sim.venue.accounts.by_uid[new_uid].orders.values()] == [
+            f"tb-{signal.id}"
+        ]
+    finally:
+        await second.stop()
