@@ -27,7 +27,8 @@ class Events:
         if self.bus is None:
             return
         try:
-            await self.bus.publish(f"exec.{kind}.{tenant_id}", message, msg_id)
+            # A GLOBAL kill switch has no tenant; an empty subject token would match no stream.
+            await self.bus.publish(f"exec.{kind}.{tenant_id or 'global'}", message, msg_id)
         except Exception:  # NATS down or slow: the row is stored; do not fail the work that made it
             log.warning("event not published", extra={"kind": kind, "tenant_id": tenant_id})
 

@@ -122,7 +122,7 @@ class RiskRpc(Base):
             message=f"{scope} kill switch {'engaged' if request.engaged else 'released'}"
             f" by {caller.user_id}: {request.reason}",
             bot_id=request.bot_id,
-            details={"scope": scope},
+            details={"scope": scope, "changed_by": caller.user_id},  # the audit trail's actor
         )
 
         def save(session: Session) -> models.KillSwitchRow:
