@@ -21,12 +21,12 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import execution_service_pb2 as ex
 from tradebot.strategy.v1 import strategy_service_pb2 as sp
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
 
+from services.common.convert import timestamp
 from services.dashboard.client import Api, PlatformError
 
 LATEST_ORDERS = 10
@@ -113,16 +113,10 @@ def pnl_of_bot(
     """One bot's GetPnL over [since, until) (open ends: from its first trade, up to now)."""
     request = ex.GetPnLRequest(bot_id=bot_id, mode=mode, equity_interval=common.INTERVAL_1_MONTH)
     if since is not None:
-        request.time_range.start.CopyFrom(_stamp(since))
+        request.time_range.start.CopyFrom(timestamp(since))
     if until is not None:
-        request.time_range.end.CopyFrom(_stamp(until))
+        request.time_range.end.CopyFrom(timestamp(until))
     return api.execution.GetPnL(request)
-
-
-def _stamp(when: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(when)
-    return stamp
 
 
 @dataclass

@@ -3,16 +3,17 @@ ciphertext, Vault paths never appear here)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-from tradebot.common.v1 import common_pb2
 from tradebot.tenants.v1 import events_pb2
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 
+from services.common import convert as common_convert
 from services.common.context import Role
-from services.common.errors import InvalidArgument
 from services.tenants import models
+
+# Times convert the way every service converts them; the handlers reach them through this module.
+ts = common_convert.timestamp
+to_datetime = common_convert.to_datetime
+time_range = common_convert.time_range
 
 ROLE_TO_PB = {
     Role.OWNER: pb.ROLE_OWNER,
@@ -21,14 +22,6 @@ ROLE_TO_PB = {
     Role.ADMIN: pb.ROLE_ADMIN,
 }
 PB_TO_ROLE = {value: key for key, value in ROLE_TO_PB.items()}
-
-
-def ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def user(row: models.User) -> pb.User:
@@ -115,19 +108,3 @@ def audit_event(row: models.AuditEntry) -> events_pb2.AuditEvent:
         prev_hash=row.prev_hash,
         hash=row.hash,
     )
-
-
-def to_datetime(stamp: Timestamp, field: str) -> datetime:
-    """A request timestamp as an aware datetime; INVALID_ARGUMENT outside years 1..9999."""
-    try:
-        return stamp.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError, OSError):
-        raise InvalidArgument("is not a valid point in time", field=field) from None
-
-
-def time_range(value: common_pb2.TimeRange, field: str) -> tuple[datetime | None, datetime | None]:
-    start = to_datetime(value.start, f"{field}.start") if value.HasField("start") else None
-    end = to_datetime(value.end, f"{field}.end") if value.HasField("end") else None
-    if start and end and end <= start:
-        raise InvalidArgument("end must be after start", field=field)
-    return start, end

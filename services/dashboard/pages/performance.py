@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import streamlit as st
-from google.protobuf.timestamp_pb2 import Timestamp
 from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import execution_service_pb2 as ex
 
+from services.common.convert import timestamp
 from services.dashboard import figures, pickers, session, stats, widgets
 
 RANGES = {"7 days": 7, "30 days": 30, "90 days": 90, "1 year": 365, "All": 0}
@@ -24,9 +24,7 @@ bot_id = pickers.bot(mid, api, "performance_bot", allow_all=True)
 days = RANGES[right.selectbox("Period", list(RANGES), index=1, key="performance_range")]
 window = common.TimeRange()
 if days:
-    start = Timestamp()
-    start.FromDatetime(datetime.now(UTC) - timedelta(days=days))
-    window.start.CopyFrom(start)
+    window.start.CopyFrom(timestamp(datetime.now(UTC) - timedelta(days=days)))
 
 with widgets.shown_errors():
     pnl = api.execution.GetPnL(ex.GetPnLRequest(time_range=window, bot_id=bot_id, mode=mode))
