@@ -215,7 +215,7 @@ class Accounts:
         self._erased.add(tenant_id)
         state = self.tenants.get(tenant_id)
         await self.credentials_changed(tenant_id, 0, deleted=True)
-        pass  # mutation
+        await self.credentials.erase(tenant_id)
         if state is not None:
             async with state.ready:  # a first reconciliation under way writes its rows before the erasure
                 pass
