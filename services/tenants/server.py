@@ -20,6 +20,7 @@ from services.common.runtime import ServiceRuntime
 from services.common.settings import ServiceSettings
 from services.common.signing import USER_KEY, TransitSigner, is_signing_key
 from services.common.vault import SecretStore, vault_client
+from services.tenants.audit_feed import AuditFeed
 from services.tenants.bootstrap import invite_first_admin
 from services.tenants.core import Deps
 from services.tenants.data_partners import DataPartners, Metadata
@@ -119,6 +120,8 @@ async def setup(runtime: ServiceRuntime) -> None:
     if settings.admin_email:
         await asyncio.to_thread(invite_first_admin, deps, settings.admin_email)
     runtime.add_servicer(rpc.add_TenantsServiceServicer_to_server, TenantsServicer(deps, vault))
+    if runtime.bus is not None:
+        AuditFeed(deps.db, runtime.bus).start()
 
     async def close() -> None:
         await deps.partners.close()

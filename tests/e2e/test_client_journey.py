@@ -181,9 +181,6 @@ def test_a_client_journey_from_invitation_to_export(stack: Stack) -> None:
     assert settled(stack.sources, [ExchangeAccount(me.tenant.id, int(account["uid"]))]) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="strategy does not record bot.start and bot.stop in the audit trail yet"
-)
 def test_bot_start_and_stop_are_in_the_audit_trail(stack: Stack) -> None:
     client = stack.new_client("audited")
     bot = stack.strategy.CreateBot(
@@ -204,6 +201,6 @@ def test_bot_start_and_stop_are_in_the_audit_trail(stack: Stack) -> None:
     def audited() -> list[str] | None:
         events = stack.tenants.ListAuditEvents(tp.ListAuditEventsRequest(action="bot."), metadata=client.meta)
         found = sorted(e.action for e in events.events if e.target_id == bot.id)
-        return found if found == ["bot.start", "bot.stop"] else None
+        return found if found == ["bot.create", "bot.start", "bot.stop"] else None
 
-    eventually(audited, 20, "bot.start and bot.stop of the bot in the audit trail")
+    eventually(audited, 20, "bot.create, bot.start and bot.stop of the bot in the audit trail")
