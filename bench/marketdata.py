@@ -252,8 +252,9 @@ def subscribed(venue: Any, kind: type, callback: Any) -> Any:
     raise RuntimeError("pybit could not stay connected to the source")
 
 
-async def bare(source: Source, count: int, updates: int, receiver: str) -> float:
-    """One receiver and a callback that counts; messages per second from first send to last callback."""
+async def bare(source: Source, count: int, updates: int, receiver: str) -> tuple[float, float]:
+    """One receiver and a callback that counts: messages per second from first send to last callback,
+    and per CPU-second of this process (the receiver is all it runs meanwhile)."""
     import websocket
     from pybit.unified_trading import WebSocket
 
@@ -286,10 +287,12 @@ async def bare(source: Source, count: int, updates: int, receiver: str) -> float
         )
         close = socket.exit
     await asyncio.sleep(0.5)
+    cpu = time.process_time()
     report = await source.send(count, updates)
     await asyncio.to_thread(done.wait, 60)
+    cpu = time.process_time() - cpu
     close()
-    return count / (seen[1] - report["sent_at"])
+    return count / (seen[1] - report["sent_at"]), count / cpu
 
 
 async def stored(js: Any, subject: str) -> int:
@@ -327,10 +330,16 @@ async def measure(nats_url: str, db_url: str) -> dict[str, Any]:
     try:
         figures: dict[str, Any] = {}
         ceilings: dict[int, dict[str, float]] = {0: {}, 9: {}}
+        ceilings_cpu: dict[int, dict[str, float]] = {0: {}, 9: {}}
         for updates in (0, 9):
             for receiver, what in RECEIVERS.items():
-                rate = ceilings[updates][receiver] = await bare(source, BLAST, updates, receiver)
-                print(f"{what}, {updates} updates per close: {rate:,.0f} messages/s", flush=True)
+                rate, per_cpu = await bare(source, BLAST, updates, receiver)
+                ceilings[updates][receiver], ceilings_cpu[updates][receiver] = rate, per_cpu
+                print(
+                    f"{what}, {updates} updates per close: {rate:,.0f} messages/s "
+                    f"({per_cpu:,.0f} per CPU-second)",
+                    flush=True,
+                )
 
         settings = Settings(
             database_url=db_url, nats_url=nats_url, bybit_env="simulator", bybit_simulator_url=source.url,
@@ -355,13 +364,16 @@ async def measure(nats_url: str, db_url: str) -> dict[str, Any]:
             await asyncio.sleep(0.5)
         for updates, name in ((0, "every_message_closes_a_candle"), (9, "one_close_per_10_messages")):
             ours, per_cpu = await service_rate(source, js, BLAST, updates, subject)
-            ceiling = ceilings[updates]
+            ceiling, ceiling_cpu = ceilings[updates], ceilings_cpu[updates]
             baseline = ceiling["pybit_bare"]
             print(
                 f"service, {updates} updates per close: {ours:,.0f} messages/s "
-                f"({per_cpu:,.0f} per CPU-second); {ours / baseline:.2f}x pybit bare, "
-                f"{ours / ceiling['pybit_fast_path_bare']:.2f}x its fast path bare, "
-                f"{ours / ceiling['websocket_client_loop']:.2f}x websocket-client's loop alone",
+                f"({per_cpu:,.0f} per CPU-second); {ours / baseline:.2f}x pybit bare "
+                f"({per_cpu / ceiling_cpu['pybit_bare']:.2f}x per CPU-second), "
+                f"{ours / ceiling['pybit_fast_path_bare']:.2f}x its fast path bare "
+                f"({per_cpu / ceiling_cpu['pybit_fast_path_bare']:.2f}x), "
+                f"{ours / ceiling['websocket_client_loop']:.2f}x websocket-client's loop alone "
+                f"({per_cpu / ceiling_cpu['websocket_client_loop']:.2f}x)",
                 flush=True,
             )
             figures[f"ingest_{name}"] = {
@@ -370,7 +382,9 @@ async def measure(nats_url: str, db_url: str) -> dict[str, Any]:
                 "baseline_pybit_bare_callbacks_per_second": round(baseline),
                 "ratio": round(ours / baseline, 3),
                 "goal_messages_per_second": 20_000,
+                "ratio_per_cpu_second": round(per_cpu / ceiling_cpu["pybit_bare"], 3),
                 "ceilings_messages_per_second": {k: round(v) for k, v in ceiling.items()},
+                "ceilings_messages_per_cpu_second": {k: round(v) for k, v in ceiling_cpu.items()},
             }
         report = await source.send(PACED, 0, PACED_RATE)
         latencies = sorted(report["latencies_ms"])

@@ -1,6 +1,7 @@
 """The live side: one pybit public WebSocket per category, its topics following demand.
 
-pybit runs each socket in its own thread and calls back from there. The callback only appends to a
+pybit runs each socket in its own thread and calls back from there; the sockets are `PublicSocket`s
+(socket.py), whose kline and ticker messages skip pybit's generic handling. The callback only appends to a
 deque (thread-safe) and, when the loop is not already due to look, wakes it with
 `call_soon_threadsafe`: one wake-up per burst rather than per message keeps the ingest path cheap.
 Everything else happens on the asyncio loop, in arrival order.
