@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 
 from services.common.context import Principal, Role
 from services.common.errors import PermissionDenied, Unauthenticated, Unavailable
+from services.common.service_identity import platform_channel
 from services.common.signing import AUDIENCE, SERVICE_ISSUER, USER_ISSUER, key_of_kid, service_of_key
 
 # The only (key type, algorithm) pairs a token may be signed with.
@@ -155,6 +156,16 @@ class TokenVerifier:
             self._headers = {}
             self._fetched_at = time.monotonic()
 
+    async def load_keys(self) -> bool:
+        """Fetch the signing keys unless some are held; True once they are (a service is ready to
+        check tokens only then)."""
+        if not self._keys:
+            try:
+                await self._refresh()
+            except Unavailable:
+                return False
+        return bool(self._keys)
+
     async def _key_for(self, kid: str) -> PublicKey:
         if kid not in self._keys:
             await self._refresh()
@@ -274,7 +285,7 @@ def tenants_api_token_check(tenants_addr: str) -> ApiTokenCheck:
         from tradebot.tenants.v1 import tenants_service_pb2, tenants_service_pb2_grpc
 
         if channel is None:
-            channel = grpc.aio.insecure_channel(tenants_addr)
+            channel = platform_channel(tenants_addr)
         stub = tenants_service_pb2_grpc.TenantsServiceStub(channel)
         try:
             await stub.GetMe(

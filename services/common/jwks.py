@@ -8,6 +8,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from services.common.auth import JwksFetcher
+from services.common.service_identity import platform_channel
 
 
 def tenants_jwks_fetcher(tenants_addr: str) -> JwksFetcher:
@@ -18,7 +19,7 @@ def tenants_jwks_fetcher(tenants_addr: str) -> JwksFetcher:
         from tradebot.tenants.v1 import tenants_service_pb2, tenants_service_pb2_grpc
 
         if channel is None:
-            channel = grpc.aio.insecure_channel(tenants_addr)
+            channel = platform_channel(tenants_addr)
         stub = tenants_service_pb2_grpc.TenantsServiceStub(channel)
         response = await stub.GetJwks(tenants_service_pb2.GetJwksRequest(), timeout=5)
         keys = [

@@ -59,6 +59,10 @@ class ServiceRuntime:
     credentials: ServiceCredentials | None = None
     service_names: list[str] = field(default_factory=list)
     stop_hooks: list[StopHook] = field(default_factory=list)
+    # Until the token verifier holds tenants' signing keys, every authenticated call would fail:
+    # the service reports NOT_SERVING whatever it asks for, and what it asked for applies after.
+    keys_ready: bool = True
+    _wanted: bool = field(default=True, init=False)
 
     def add_servicer(self, add_to_server: Callable[[Any, grpc.aio.Server], None], servicer: Any) -> None:
         """Register a generated servicer; its full name is taken from the generated descriptor."""
@@ -70,11 +74,27 @@ class ServiceRuntime:
 
     async def set_serving(self, serving: bool) -> None:
         """Report readiness of every service of this process (e.g. a stale market feed says False)."""
+        self._wanted = serving
         status = (
-            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            health_pb2.HealthCheckResponse.SERVING
+            if serving and self.keys_ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         for name in ["", *self.service_names]:
             await self.health.set(name, status)
+
+    async def serve_once_keys_loaded(self, verifier: TokenVerifier, poll_seconds: float = 0.5) -> None:
+        """Hold NOT_SERVING until `verifier` has fetched tenants' signing keys, then report what the
+        service asked for. Retries quickly: channels to platform services reconnect within seconds."""
+        self.keys_ready = False
+        await self.set_serving(self._wanted)
+        while True:
+            if await verifier.load_keys():
+                break
+            await asyncio.sleep(poll_seconds)
+        self.keys_ready = True
+        log.info("token signing keys loaded")
+        await self.set_serving(self._wanted)
 
 
 def _service_full_name(add_to_server: Callable[..., None]) -> str:
@@ -94,8 +114,12 @@ def run_service(
     *,
     public_methods: Iterable[str] = (),
     check_api_tokens_with_tenants: bool = True,
+    token_issuer: bool = False,
 ) -> None:
-    """Entry point of `python -m services.<name>`; returns when the service has stopped."""
+    """Entry point of `python -m services.<name>`; returns when the service has stopped.
+
+    `token_issuer`: this service publishes the signing keys itself (tenants), so it does not wait
+    for them before serving (behind a load balancer it could never reach itself while not ready)."""
     settings = load_settings(settings_cls, name)
     configure_logging(name, settings.log_level)
     telemetry.configure_telemetry(name)
@@ -106,6 +130,7 @@ def run_service(
             setup,
             public_methods=public_methods,
             check_api_tokens_with_tenants=check_api_tokens_with_tenants,
+            token_issuer=token_issuer,
         )
     )
 
@@ -117,6 +142,7 @@ async def serve(
     *,
     public_methods: Iterable[str] = (),
     check_api_tokens_with_tenants: bool = True,
+    token_issuer: bool = False,
 ) -> None:
     started = time.monotonic()
     metrics_port = telemetry.serve_metrics(settings.grpc_host, settings.metrics_port)
@@ -138,8 +164,15 @@ async def serve(
     await setup(runtime)
     enable_reflection(server, runtime.service_names)
     grpc_port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    waiting_for_keys = None
+    if verifier is not None and not token_issuer:
+        # NOT_SERVING before the port opens (gRPC's health servicer starts out SERVING).
+        runtime.keys_ready = False
+        await runtime.set_serving(True)
+        waiting_for_keys = asyncio.create_task(runtime.serve_once_keys_loaded(verifier))
     await server.start()
-    await runtime.set_serving(True)
+    if waiting_for_keys is None:
+        await runtime.set_serving(True)
     _write_ready_file(settings.ready_file, grpc_port=grpc_port, metrics_port=metrics_port)
     log.info(
         "serving",
@@ -158,6 +191,8 @@ async def serve(
     await stop.wait()
 
     log.info("stopping", extra={"grace_seconds": settings.shutdown_grace_seconds})
+    if waiting_for_keys is not None:
+        waiting_for_keys.cancel()
     await health.enter_graceful_shutdown()
     if bus is not None:
         await bus.stop_consuming()

@@ -9,10 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
 
 from services.common.signing import TransitSigner
 
 TOKEN_SECONDS = 600
+# Platform services start in any order and restart on their own: gRPC's default reconnect backoff
+# (1 s growing to 120 s) would leave a caller answering UNAVAILABLE long after its peer is back.
+RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
+
+
+def platform_channel(address: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+    """The one way to open a channel to another platform service (short reconnect backoff)."""
+    return grpc.aio.insecure_channel(address, options=[*RECONNECT_OPTIONS, *options])
 
 
 class ServiceCredentials:
