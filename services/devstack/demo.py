@@ -14,11 +14,9 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from email import message_from_bytes
 from pathlib import Path
-from typing import TypeVar
 
 import grpc
 from tradebot.common.v1 import common_pb2 as common
@@ -37,10 +35,6 @@ CAPITAL = "10000"
 # The demo bot trades on the paper account execution opens for the tenant on the simulator, so the
 # demo needs no exchange key (docs/decisions/0036-execution-paper-trading.md).
 MODE = common.TRADING_MODE_PAPER
-# Services report healthy before each can reach the others (a token check waits out gRPC's reconnect
-# backoff towards tenants), so the first calls may find one UNAVAILABLE for a moment.
-SETTLE_SECONDS = 60.0
-T = TypeVar("T")
 
 
 @dataclass
@@ -76,18 +70,6 @@ class Demo:
         return int(self.bot.mode)
 
 
-def _settling(steps: Callable[[], T]) -> T:
-    """Every step is idempotent, so after an UNAVAILABLE the whole sequence simply runs again."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
-        try:
-            return steps()
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                raise
-        time.sleep(1)
-
-
 def _password() -> str:
     return f"Tb-{secrets.token_urlsafe(12)}"
 
@@ -113,12 +95,13 @@ class DemoSeed:
         self.strategy_channel.close()
 
     def ensure(self) -> Demo:
-        """The admin, the demo client and the running bot."""
-        return _settling(self._ensure)
+        """The admin, the demo client and the running bot (called once every service is SERVING, which
+        a service reports only once it can check access tokens)."""
+        return self._ensure()
 
     def ensure_admin(self) -> DemoLogins:
         """Only the platform admin (where no demo bot can trade, e.g. on Bybit testnet)."""
-        return _settling(lambda: self._admin()[0])
+        return self._admin()[0]
 
     def _admin(self) -> tuple[DemoLogins, tp.AuthTokens]:
         logins = DemoLogins.load_or_create(self.path)

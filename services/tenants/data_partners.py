@@ -22,6 +22,7 @@ from tradebot.strategy.v1 import strategy_service_pb2 as strategy_pb
 from tradebot.strategy.v1 import strategy_service_pb2_grpc as strategy_rpc
 
 from services.common.errors import Unavailable
+from services.common.service_identity import platform_channel
 
 Metadata = Callable[[], Awaitable[tuple[tuple[str, str], ...]]]
 LOCAL_POOL = (("grpc.use_local_subchannel_pool", 1),)
@@ -46,7 +47,7 @@ class Partner:
         if self.channel is None:
             # A pool of its own: gRPC shares connections between channels to one address by default,
             # and a shared one still backing off after the service restarted would refuse the retry.
-            self.channel = grpc.aio.insecure_channel(self.address, options=LOCAL_POOL)
+            self.channel = platform_channel(self.address, options=LOCAL_POOL)
         stub_class, messages = APIS[self.name]
         return getattr(stub_class(self.channel), rpc), getattr(messages, f"{rpc}Request")
 
