@@ -365,6 +365,14 @@ class Engine:
                     bank.flatten(i, clear_cooldown=not trading)
                 withheld = withheld or trading
                 continue
+            for d in made:
+                if d.action == "exit" and d.reason in ("stop_loss", "take_profit"):
+                    # Nothing is sent for these (the exchange's own orders close the position); the log
+                    # is the only trace of when the bank believed its bot flat.
+                    log.info(
+                        "exit judged on the exchange's levels",
+                        extra={"bot": bot.ref.id, "reason": d.reason, "price": d.price, "candle": start},
+                    )
             out.extend(self._signals(bot, start, int(held[i]), made))
         if not (out or withheld):
             return None
@@ -498,6 +506,22 @@ class Engine:
             if i is None or group.bank is None or group.last_ms is None:
                 return  # nothing evaluated yet, so no position the bank could hold
             side = {common_pb2.SIDE_BUY: 1, common_pb2.SIDE_SELL: -1}.get(pos.side, 0)
+            held, filled = int(group.bank.side[i]), bool(group.bank.filled[i])
+            if side and held != side:
+                log.info(
+                    "fill ignored: the bank holds another side",
+                    extra={"bot": pos.bot_id, "bank": held, "exchange": side, "candle": group.last_ms},
+                )
+                return  # a fill for a position the bank has already left (or never took)
+            if not side and (held == 0 or not filled):
+                # Only the close of a position whose fill execution reported is news. Execution publishes
+                # the position after each execution message, and the entry's comes before the exchange's
+                # position message, so a flat event (side unset, size 0) arrives just before the entry's
+                # fill: taking it would leave the bank flat while the exchange holds the position, and
+                # the bot's exits would never fire. Not recorded either: the journal keeps what was applied.
+                if held:
+                    log.info("flat ignored: the entry's fill is not reported yet", extra={"bot": pos.bot_id})
+                return
             kind = "fill" if side else "flat"
             price = Decimal(pos.entry_price) if side and pos.entry_price else None
             row = PositionUpdateRow(
@@ -507,8 +531,6 @@ class Engine:
                 kind=kind,
                 price=price,
             )
-            if kind == "fill" and int(group.bank.side[i]) != side:
-                return  # a fill for a position the bank has already left (or never took)
             _apply_position(group.bank, i, row)
             await asyncio.to_thread(
                 self.journal.record_position, row.event_id, row.bot_id, row.after_candle_ms, kind, price
@@ -530,6 +552,9 @@ def _active(bot: LiveBot, start_ms: int | None) -> LiveBot:
 
 
 def _apply_position(bank: BotBank, i: int | None, row: PositionUpdateRow) -> None:
+    """Apply an update on_position took (live) or recorded (replay). A recorded flat was applied when the
+    bank held a filled position, so it is applied as it comes: were it read before that fill (two updates
+    after one candle), the fill then finds the bank flat and both orders end flat."""
     if i is None:
         return
     if row.kind == "fill" and row.price is not None and bank.side[i] != 0:

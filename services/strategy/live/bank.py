@@ -56,6 +56,8 @@ class BotBank:
         self.stop = np.full(n, np.nan)
         self.take_profit = np.full(n, np.nan)
         self.qty: list[Decimal] = [Decimal(0)] * n
+        # Whether execution has reported the fill of the position the bank holds (`confirm_fill`).
+        self.filled = np.zeros(n, dtype=bool)
         self.cooldown_until = np.full(n, -1, dtype=np.int64)
         plans = [strategy.exit_plan(p) for p in bots]
         self.tp_rr = np.array([p.tp_rr for p in plans])
@@ -66,6 +68,7 @@ class BotBank:
     def state_bytes(self) -> int:
         arrays = (
             self.side,
+            self.filled,
             self.entry,
             self.distance,
             self.stop,
@@ -119,6 +122,7 @@ class BotBank:
         if sized.skipped:
             return Decision(i, "skipped", close, sized.qty, stop, tp, sized.skipped_reason, reasons)
         self.side[i] = side
+        self.filled[i] = False
         self.entry[i] = close
         self.distance[i] = distance
         self.stop[i] = stop
@@ -131,6 +135,7 @@ class BotBank:
         it flat), or the bot was not yet trading when the bank entered (warm-up, paused). Warm-up also
         clears the cooldown, so a bot starts as the backtester starts: flat and free to enter."""
         self.side[bot] = 0
+        self.filled[bot] = False
         self.qty[bot] = Decimal(0)
         if clear_cooldown:
             self.cooldown_until[bot] = -1
@@ -139,6 +144,7 @@ class BotBank:
         """The exchange filled bot's entry at `price`: the stop and target are placed from the fill at the
         signal's distances, as the backtester places them."""
         self.entry[bot] = price
+        self.filled[bot] = True
         self.stop[bot], self.take_profit[bot] = bracket(
             price, int(self.side[bot]), float(self.distance[bot]), float(self.tp_rr[bot])
         )
