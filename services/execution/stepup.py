@@ -11,7 +11,7 @@ from tradebot.tenants.v1 import tenants_service_pb2, tenants_service_pb2_grpc
 
 from services.common.context import Principal, Role
 from services.common.errors import PermissionDenied, Unavailable
-from services.common.service_identity import ServiceCredentials
+from services.common.service_identity import ServiceCredentials, platform_channel
 
 Check = Callable[[Principal, str], Awaitable[None]]
 
@@ -32,7 +32,7 @@ def tenants_step_up(tenants_addr: str, credentials: ServiceCredentials) -> StepU
     async def check(principal: Principal, code: str) -> None:
         nonlocal channel
         if channel is None:
-            channel = grpc.aio.insecure_channel(tenants_addr)
+            channel = platform_channel(tenants_addr)
         stub = tenants_service_pb2_grpc.TenantsServiceStub(channel)
         request = tenants_service_pb2.CheckStepUpRequest(
             tenant_id=principal.tenant_id, user_id=principal.user_id, totp_code=code

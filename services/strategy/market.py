@@ -16,6 +16,7 @@ from tradebot.marketdata.v1 import marketdata_service_pb2_grpc as md_rpc
 
 from services.common.errors import InvalidArgument, Unavailable
 from services.common.market import CATEGORY_ENUMS, INTERVAL_ENUMS
+from services.common.service_identity import platform_channel
 from services.strategy.candles import Candles
 from services.strategy.sizing import Instrument
 
@@ -74,7 +75,7 @@ def batch_of(candles: list[common_pb2.Candle]) -> CandleBatch:
 
 class MarketData:
     def __init__(self, address: str, metadata: Metadata | None) -> None:
-        self._channel = grpc.aio.insecure_channel(address) if address else None
+        self._channel = platform_channel(address) if address else None
         self._stub = md_rpc.MarketDataServiceStub(self._channel) if self._channel else None
         self._metadata = metadata
 

@@ -34,6 +34,7 @@ from tradebot.tenants.v1 import tenants_service_pb2 as tn
 from tradebot.tenants.v1 import tenants_service_pb2_grpc as tn_rpc
 
 from services.common.errors import FailedPrecondition, Unavailable
+from services.common.service_identity import platform_channel
 from services.strategy.models import BotRow
 
 log = logging.getLogger("tradebot.strategy.peers")
@@ -59,7 +60,7 @@ class Peers:
 
     def _channel(self, addr: str) -> grpc.aio.Channel:
         if addr not in self._channels:
-            self._channels[addr] = grpc.aio.insecure_channel(addr)
+            self._channels[addr] = platform_channel(addr)
         return self._channels[addr]
 
     async def require(self, row: BotRow) -> None:
