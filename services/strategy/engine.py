@@ -462,6 +462,12 @@ class Engine:
                 i = group.index(bot.id)
                 if i is not None and group.bank is not None and group.last_ms is not None:
                     side, candle_ms, price = int(group.bank.side[i]), group.last_ms, group.last_close
+        if from_exchange and side != (held.side if held is not None else 0):
+            # The bank's view decides the bot's exits: a difference from the exchange's is a fault to find.
+            log.warning(
+                "stop: the engine's view of the position differs from execution's",
+                extra={"bot": bot.id, "engine_side": side, "exchange_side": held.side if held else 0},
+            )
         if held is not None:
             side = held.side  # what the exchange holds; else the bank's belief (execution may lag a fill)
         if side == 0:
