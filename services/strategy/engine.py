@@ -370,7 +370,7 @@ class Engine:
                     # Nothing is sent for these (the exchange's own orders close the position); the log
                     # is the only trace of when the bank believed its bot flat.
                     log.info(
-                        "exit judged on the exchange's levels",
+                        "stop or target judged hit; the bot is flat",
                         extra={"bot": bot.ref.id, "reason": d.reason, "price": d.price, "candle": start},
                     )
             out.extend(self._signals(bot, start, int(held[i]), made))
@@ -500,7 +500,8 @@ class Engine:
     # positions -----------------------------------------------------------------------------------
     async def on_position(self, event: exec_pb.PositionEvent, _: Msg | None = None) -> None:
         """Execution's view of a bot's position: an entry's real fill places the stop and target from it;
-        a position closed on the exchange (stop, target, by hand) makes the bot flat."""
+        a position closed on the exchange (stop, target, by hand) after its fill was reported makes the
+        bot flat (0057)."""
         pos = event.position
         group = self._by_bot.get(pos.bot_id)
         if not pos.bot_id or group is None:
