@@ -35,7 +35,9 @@ def to_datetime(stamp: Timestamp, field: str) -> datetime:
         raise InvalidArgument("is not a valid point in time", field=field) from None
 
 
-def time_range(value: common_pb2.TimeRange, field: str) -> tuple[datetime | None, datetime | None]:
+def time_range(
+    value: common_pb2.TimeRange, field: str = "time_range"
+) -> tuple[datetime | None, datetime | None]:
     """A request's time filter: either end may be open; an inverted or empty range is the caller's error."""
     start = to_datetime(value.start, f"{field}.start") if value.HasField("start") else None
     end = to_datetime(value.end, f"{field}.end") if value.HasField("end") else None

@@ -11,11 +11,10 @@ import base64
 import hashlib
 import json
 from collections.abc import Sized
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from google.protobuf.message import Message
-from tradebot.common.v1 import common_pb2
 
 from services.common.errors import InvalidArgument
 
@@ -84,17 +83,6 @@ def offset(request: Message) -> int:
 def next_offset_token(request: Message, start: int, size: int, got: int) -> str:
     """Token of the page after [start, start + size) when that page was full (`got` = rows + 1 probe)."""
     return next_page_token(request, start + size) if got > size else ""
-
-
-def time_range(
-    value: common_pb2.TimeRange, field: str = "time_range"
-) -> tuple[datetime | None, datetime | None]:
-    """A list's time filter: either end may be open; an inverted range is the caller's error."""
-    start = value.start.ToDatetime(tzinfo=UTC) if value.HasField("start") else None
-    end = value.end.ToDatetime(tzinfo=UTC) if value.HasField("end") else None
-    if start is not None and end is not None and end <= start:
-        raise InvalidArgument("end must be after start", field=field)
-    return start, end
 
 
 def parse_time(value: Any) -> datetime:

@@ -9,7 +9,7 @@ from sqlmodel import Session, func, select
 from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import execution_service_pb2 as pb
 
-from services.common import paging
+from services.common.convert import time_range
 from services.common.errors import InvalidArgument
 from services.execution import convert, models, pnl, risk
 from services.execution.reconcile import last_reconcile
@@ -43,7 +43,7 @@ class AccountRpc(Base):
     async def GetPnL(self, request: pb.GetPnLRequest, context: Any) -> pb.GetPnLResponse:
         tenant = self.caller().tenant_id
         mode = _mode(request.mode)
-        start, end = paging.time_range(request.time_range)
+        start, end = time_range(request.time_range)
         step = STEPS.get(request.equity_interval)
         if step is None:
             long_range = start is not None and ((end or convert.now()) - start) > timedelta(days=90)

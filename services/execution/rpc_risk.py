@@ -12,6 +12,7 @@ from tradebot.execution.v1 import execution_service_pb2 as pb
 
 from services.common import paging
 from services.common.context import Principal, Role, current_principal
+from services.common.convert import time_range
 from services.common.errors import InvalidArgument, PermissionDenied
 from services.execution import convert, models, risk
 from services.execution.rpc_base import Base
@@ -220,7 +221,7 @@ class RiskRpc(Base):
         tenant = self.caller().tenant_id
         size = paging.page_size(request.page_size, default=100, maximum=1000)
         start = paging.offset(request)
-        since, until = paging.time_range(request.time_range)
+        since, until = time_range(request.time_range)
         kinds = [ev.RiskEventKind.Name(k) for k in request.kinds if k]
         reasons = [ev.RiskReason.Name(r) for r in request.reasons if r]
 

@@ -13,6 +13,7 @@ from tradebot.execution.v1 import execution_service_pb2 as pb
 
 from services.common import paging
 from services.common.context import Role, current_principal
+from services.common.convert import time_range
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.execution import account_book, convert, models
 from services.execution.account_book import Changes
@@ -33,7 +34,7 @@ class TradingRpc(Base):
         tenant = self.caller().tenant_id
         size = paging.page_size(request.page_size, default=100, maximum=500)
         start = paging.offset(request)
-        since, until = paging.time_range(request.time_range)
+        since, until = time_range(request.time_range)
         statuses = [convert.STATUS_NAME[s] for s in request.statuses if s in convert.STATUS_NAME]
 
         def query(session: Session) -> list[models.Order]:
@@ -151,7 +152,7 @@ class TradingRpc(Base):
         tenant = self.caller().tenant_id
         size = paging.page_size(request.page_size, default=100, maximum=1000)
         start = paging.offset(request)
-        since, until = paging.time_range(request.time_range)
+        since, until = time_range(request.time_range)
 
         def query(session: Session) -> list[models.Fill]:
             q = select(F).where(F.tenant_id == tenant)
