@@ -14,12 +14,8 @@ from typing import Any
 
 import grpc
 import pytest
-from tradebot.common.v1 import common_pb2 as common
-from tradebot.execution.v1 import execution_service_pb2 as ex
 from tradebot.execution.v1 import execution_service_pb2_grpc as ex_rpc
-from tradebot.marketdata.v1 import marketdata_service_pb2 as md
 from tradebot.marketdata.v1 import marketdata_service_pb2_grpc as md_rpc
-from tradebot.strategy.v1 import strategy_service_pb2 as sp
 from tradebot.strategy.v1 import strategy_service_pb2_grpc as sp_rpc
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
 from tradebot.tenants.v1 import tenants_service_pb2_grpc as tp_rpc
@@ -126,7 +122,6 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         unsigned = Person(plan.admin_email, tp.AuthTokens())
         running = Stack(services, simulator, plan.outbox, sources, unsigned, channels)
         running.admin = sign_up_admin(plan, running.tenants)
-        eventually(lambda: _verifies_tokens(running), 60, "every service to verify access tokens")
         yield running
     finally:
         for channel in channels.values():
@@ -135,23 +130,3 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
             service.stop()
         simulator.stop()
         nats.stop()
-
-
-def _verifies_tokens(stack: Stack) -> bool:
-    """Health says a service serves, not that it can reach tenants for the token keys yet: a service
-    that asked while tenants was still starting waits out gRPC's reconnect backoff."""
-    calls: list[Callable[[], object]] = [
-        lambda: stack.marketdata.ListInstruments(
-            md.ListInstrumentsRequest(category=common.CATEGORY_LINEAR), metadata=stack.admin.meta, timeout=10
-        ),
-        lambda: stack.strategy.ListBots(sp.ListBotsRequest(), metadata=stack.admin.meta, timeout=10),
-        lambda: stack.execution.ListOrders(ex.ListOrdersRequest(), metadata=stack.admin.meta, timeout=10),
-    ]
-    try:
-        for call in calls:
-            call()
-    except grpc.RpcError as error:
-        if error.code() == grpc.StatusCode.UNAVAILABLE:
-            return False
-        raise
-    return True
