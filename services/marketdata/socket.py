@@ -19,23 +19,17 @@ See docs/decisions/0021-marketdata-ingest-fast-path.md.
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
+import orjson
 import websocket
 from pybit.unified_trading import WebSocket
 
-try:  # a faster parser when installed (it refuses invalid UTF-8 itself); the standard library's otherwise
-    import orjson
 
-    def parse(frame: bytes | str) -> Any:
-        return orjson.loads(frame)
-
-except ImportError:  # pragma: no cover - depends on the environment
-
-    def parse(frame: bytes | str) -> Any:
-        # A strict decode first: json.loads(bytes) would let encoded lone surrogates through.
-        return json.loads(frame.decode() if isinstance(frame, bytes) else frame)
+def parse(frame: bytes | str) -> Any:
+    # orjson refuses invalid UTF-8 and lone surrogates itself, and parses a kline frame in about a
+    # third of the standard library's time (docs/decisions/0021).
+    return orjson.loads(frame)
 
 
 class PublicSocket(WebSocket):
