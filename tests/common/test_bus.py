@@ -1,19 +1,29 @@
 """The NATS JetStream helpers against a real nats-server: streams, idempotent publishing, durable
-consumers with explicit ack, and trace context carried in headers."""
+consumers with explicit ack, trace context carried in headers, and pipelined publishing (in order,
+each acknowledgement settled, refusals and lost acknowledgements handed back)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
+import nats
+import nats.js.errors
+import pytest
 from google.protobuf.wrappers_pb2 import StringValue
 from nats.aio.msg import Msg
+from nats.js.api import DiscardPolicy, StreamConfig
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.common import bus as bus_module
-from services.common.bus import STREAMS, Bus
+from services.common.bus import STREAMS, Bus, Pipeline
+from services.devstack.nats import EmbeddedNats
 from tests.helpers.infra import Infra
 
 
@@ -24,6 +34,14 @@ def _tracer() -> trace.Tracer:
 
 async def connect(infra: Infra) -> Bus:
     return await bus_module.connect(infra.nats.url, "test")
+
+
+async def eventually(check: Callable[[], object], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 async def test_streams_are_declared_once_and_redeclaring_is_harmless(infra: Infra) -> None:
@@ -125,3 +143,123 @@ async def test_a_concurrent_consumer_runs_handlers_at_once_and_retry_brings_a_me
     assert sorted(finished) == ["0", "1", "2", "3", "later"]
     assert peak >= 4 and retried == ["later"]
     await bus.drain()
+
+
+async def test_a_pipeline_settles_messages_in_order_and_a_repeat_is_a_stored_duplicate(
+    infra: Infra,
+) -> None:
+    bus = await connect(infra)
+    subject = f"md.candle.test.{uuid.uuid4().hex}"
+    stored: list[tuple[int, bytes]] = []
+    failed: list[tuple[int, Exception]] = []
+    pipeline: Pipeline[int] = bus.pipeline(
+        lambda n, reply: stored.append((n, reply)), lambda n, e: failed.append((n, e))
+    )
+    try:
+        for n in range(300):
+            await pipeline.publish(subject, str(n).encode(), f"{subject}:{n}", n)
+        for n in range(250, 300):  # a repair sending again what was already stored
+            await pipeline.publish(subject, b"again", f"{subject}:{n}", n)
+        await pipeline.settle(30)
+        assert [n for n, _ in stored] == list(range(300)) + list(range(250, 300))
+        assert not failed and pipeline.unacknowledged == 0
+        duplicate = [json.loads(reply).get("duplicate", False) for _, reply in stored]
+        assert duplicate == [False] * 300 + [True] * 50, stored[300]
+        info = await bus.js.stream_info("MARKETDATA", subjects_filter=subject)
+        assert info.state.subjects == {subject: 300}
+        last = await bus.js.get_last_msg("MARKETDATA", subject)
+        # No trace context was asked for: the message id is the only header; the repeat was not stored.
+        assert last.data == b"299" and last.headers == {"Nats-Msg-Id": f"{subject}:299"}
+    finally:
+        await bus.drain()
+
+
+async def test_a_message_no_stream_takes_or_a_stream_refuses_fails_with_the_jetstream_error(
+    infra: Infra, tmp_path: Path
+) -> None:
+    server = EmbeddedNats(tmp_path / "nats").start()
+    client = await nats.connect(server.url)
+    bus = Bus(client, "test")  # no streams declared: JetStream answers that no one listens
+    failed: list[tuple[int, Exception]] = []
+    pipeline: Pipeline[int] = bus.pipeline(lambda n, reply: None, lambda n, e: failed.append((n, e)))
+    try:
+        for n in range(3):
+            await pipeline.publish(f"md.candle.nowhere.{n}", b"x", f"nowhere-{n}", n)
+        await eventually(lambda: len(failed) == 3, 20, "the refusals")
+        assert [n for n, _ in failed] == [0, 1, 2] and pipeline.unacknowledged == 0
+        assert all(isinstance(e, nats.js.errors.NoStreamResponseError) for _, e in failed)
+
+        # A stream that is full and discards new messages answers with an error body.
+        subject = f"full.{uuid.uuid4().hex}"
+        await bus.js.add_stream(
+            StreamConfig(name="FULL", subjects=[subject], max_msgs=1, discard=DiscardPolicy.NEW)
+        )
+        failed.clear()
+        await pipeline.publish(subject, b"first", "first", 10)
+        await pipeline.publish(subject, b"second", "second", 11)
+        await eventually(lambda: len(failed) == 1, 20, "the full stream's refusal")
+        ((n, error),) = failed
+        assert n == 11 and isinstance(error, nats.js.errors.APIError) and "maximum messages" in str(error)
+    finally:
+        await bus.drain()
+        server.stop()
+
+
+async def test_a_message_whose_acknowledgement_never_comes_is_failed(tmp_path: Path) -> None:
+    server = EmbeddedNats(tmp_path / "nats").start()
+    client = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    bus = Bus(client, "test")
+    await bus.ensure_streams()
+    stored: list[str] = []
+    failed: list[tuple[str, Exception]] = []
+    pipeline: Pipeline[str] = bus.pipeline(
+        lambda name, reply: stored.append(name),
+        lambda name, e: failed.append((name, e)),
+        ack_timeout_seconds=1.0,
+    )
+    subject = f"md.candle.test.{uuid.uuid4().hex}"
+    try:
+        await pipeline.publish(subject, b"1", f"{subject}:1", "first")
+        await eventually(lambda: stored == ["first"], 20, "the first acknowledgement")
+        server.stop()  # the connection goes with the second message in its buffer
+        await eventually(lambda: not client.is_connected, 20, "the client to notice")
+        await pipeline.publish(subject, b"2", f"{subject}:2", "second")
+        await eventually(lambda: len(failed) == 1, 20, "the lost acknowledgement given up on")
+        assert failed[0][0] == "second" and isinstance(failed[0][1], TimeoutError)
+        assert "no acknowledgement within 1.0s" in str(failed[0][1])
+        await asyncio.sleep(0.2)
+        assert stored == ["first"] and pipeline.unacknowledged == 0
+    finally:
+        await pipeline.close()
+        with contextlib.suppress(ConnectionError):  # closing flushes to the server that is gone
+            await client.close()
+        server.stop()
+
+
+async def test_publish_pipelined_returns_the_acks_future_and_carries_trace_context(infra: Infra) -> None:
+    bus = await connect(infra)
+    subject = f"sig.tenant-{uuid.uuid4().hex}.bot"
+    try:
+        with _tracer().start_as_current_span("decide") as span:
+            futures = [
+                await bus.publish_pipelined(subject, StringValue(value=v), msg_id=f"{subject}:{v}")
+                for v in ("entry", "exit", "entry")
+            ]
+            trace_id = span.get_span_context().trace_id
+        acks = await asyncio.wait_for(asyncio.gather(*futures), 20)
+        assert [bool(ack.duplicate) for ack in acks] == [False, False, True]
+        assert acks[0].stream == "SIGNALS" and acks[1].seq == acks[0].seq + 1
+        raw = await bus.js.get_msg("SIGNALS", acks[0].seq)
+        assert raw.headers is not None and f"{trace_id:032x}" in raw.headers["traceparent"]
+
+        missing = await bus.publish_pipelined("nostream.anywhere", StringValue(value="x"), msg_id="x")
+        with pytest.raises(nats.js.errors.NoStreamResponseError):
+            await asyncio.wait_for(missing, 20)
+    finally:
+        await bus.drain()
+
+
+def test_a_pipeline_refuses_an_ack_timeout_that_is_not_positive() -> None:
+    client = nats.NATS()  # never connected: the refusal comes before any use
+    with pytest.raises(ValueError, match="ack_timeout_seconds must be positive, got 0"):
+        Bus(client, "test").pipeline(lambda n, r: None, lambda n, e: None, ack_timeout_seconds=0)
