@@ -9,7 +9,8 @@ A group is (re)built by replaying candle history from marketdata through a fresh
 number of warm-up bars before the earliest bot's first trading candle (`active_from_ms`, set when the
 bot's run began and kept in the database) up to the newest closed candle. Candles before a bot's
 `active_from_ms` only warm it up (any position it would take is dropped); later ones are evaluated as
-live, with the position updates execution reported applied after the candle they followed. Only
+live, with the position updates execution reported (fills, closes, entries it did not place) applied
+after the candle they followed. Only
 candles after the group's cursor publish what they decide. So a restart, a crash mid-candle or a bot
 joining the group all end in the state an uninterrupted run has, and the same signal ids.
 """
@@ -37,7 +38,7 @@ from services.common.market import CATEGORIES, INTERVALS, interval_ms
 from services.strategy import signals
 from services.strategy.feed import Outcome
 from services.strategy.journal import Journal
-from services.strategy.live.bank import BotBank, Decision
+from services.strategy.live.bank import BotBank, Decision, Held
 from services.strategy.market import MarketData, StreamKey
 from services.strategy.metrics import EngineMetrics
 from services.strategy.models import BotRow, PositionUpdateRow
@@ -79,6 +80,23 @@ class LiveBot:
 
 
 @dataclass(frozen=True)
+class Opening:
+    """A bot's newest ENTRY or REVERSE signal and what the bank took on with it: the position `side`,
+    and for a REVERSE the position it left (`left`), which the exchange still holds if the REVERSE is
+    never placed (execution sends it as one order: the close and the new position together)."""
+
+    signal_id: str
+    side: int
+    left: Held | None
+
+
+# Execution's risk events that mean "this signal placed nothing". A DUPLICATE_SIGNAL skip is about a
+# repeat of a signal already handled, which says nothing about the first one's outcome.
+UNPLACED = (exec_pb.RISK_EVENT_KIND_SIGNAL_SKIPPED, exec_pb.RISK_EVENT_KIND_ORDER_REJECTED)
+OPENING_ACTIONS = (events_pb2.SIGNAL_ACTION_ENTRY, events_pb2.SIGNAL_ACTION_REVERSE)
+
+
+@dataclass(frozen=True)
 class Decided:
     """What one candle decided for one group: its signals (none when only paused bots' were withheld)."""
 
@@ -97,6 +115,7 @@ class Group:
         self.bank: BotBank | None = None
         self.last_ms: int | None = None
         self.last_close = float("nan")
+        self.openings: dict[str, Opening] = {}  # by bot id; rebuilt with the bank by the replay
         self.lock = asyncio.Lock()
         self._bots: list[LiveBot] = []
         self._rows: dict[str, int] = {}
@@ -259,7 +278,7 @@ class Engine:
             bank = BotBank(strategy, [b.params for b in bots], instrument, [b.capital for b in bots])
             cursor = await asyncio.to_thread(self.journal.cursor, group.id)
             updates = await asyncio.to_thread(self.journal.position_updates, [b.ref.id for b in bots])
-            group.bank, group.last_ms = bank, None
+            group.bank, group.last_ms, group.openings = bank, None, {}
             group.bots = bots  # with their first trading candles, which the replay reads
             decided: list[Decided] = []
             try:
@@ -272,7 +291,7 @@ class Engine:
                     if made is not None and (cursor is None or start > cursor):
                         decided.append(made)
                     for row in updates.get(start, []):
-                        _apply_position(bank, group.index(row.bot_id), row)
+                        _apply_position(group, row)
             except BaseException:
                 group.bank = None  # half a replay is no state: the next attempt starts over
                 raise
@@ -373,7 +392,12 @@ class Engine:
                         "stop or target judged hit; the bot is flat",
                         extra={"bot": bot.ref.id, "reason": d.reason, "price": d.price, "candle": start},
                     )
-            out.extend(self._signals(bot, start, int(held[i]), made))
+            sent = self._signals(bot, start, int(held[i]), made)
+            if sent and sent[0].action in OPENING_ACTIONS:
+                # A REVERSE's exit is its opposite-signal exit on the same candle (see _signals).
+                left = next((d.left for d in made if d.reason == "opposite_signal"), None)
+                group.openings[bot.ref.id] = Opening(sent[0].id, int(bank.side[i]), left)
+            out.extend(sent)
         if not (out or withheld):
             return None
         return Decided(group, start, out)
@@ -538,9 +562,48 @@ class Engine:
                 kind=kind,
                 price=price,
             )
-            _apply_position(group.bank, i, row)
+            _apply_position(group, row)
             await asyncio.to_thread(
                 self.journal.record_position, row.event_id, row.bot_id, row.after_candle_ms, kind, price
+            )
+
+    async def on_risk(self, event: exec_pb.RiskEvent, _: Msg | None = None) -> None:
+        """Execution did not place a signal (skipped by a risk rule, kill switch, breaker or age, or
+        rejected by the exchange). When it is the bot's newest ENTRY or REVERSE and the bank still holds
+        what that signal opened, the bank goes back to what the exchange holds: flat after an ENTRY, the
+        old position after a REVERSE (0058). Otherwise the bank would judge exits of a position that
+        never existed and wait for its close before entering again: the bot would stop trading."""
+        if event.kind not in UNPLACED or not event.signal_id or not event.bot_id:
+            return
+        if event.reason == exec_pb.RISK_REASON_DUPLICATE_SIGNAL:
+            return
+        group = self._by_bot.get(event.bot_id)
+        if group is None:
+            return  # not a bot we evaluate
+        async with group.lock:
+            if group.bank is None:
+                await self._send(await self._build(group))
+            opening, i = group.openings.get(event.bot_id), group.index(event.bot_id)
+            if group.bank is None or group.last_ms is None or opening is None or i is None:
+                return
+            if opening.signal_id != event.signal_id:
+                return  # an older signal, or an EXIT: the bank has moved on since
+            row = PositionUpdateRow(
+                event_id=event.id, bot_id=event.bot_id, after_candle_ms=group.last_ms, kind="unplaced"
+            )
+            if not _apply_position(group, row):
+                return  # the bank already left that position (its stop, target or an opposite signal)
+            log.info(
+                "entry not placed by execution; the bot holds what the exchange holds",
+                extra={
+                    "bot": event.bot_id,
+                    "signal_id": event.signal_id,
+                    "reason": exec_pb.RiskReason.Name(event.reason),
+                    "side": int(group.bank.side[i]),
+                },
+            )
+            await asyncio.to_thread(
+                self.journal.record_position, row.event_id, row.bot_id, row.after_candle_ms, row.kind, None
             )
 
 
@@ -558,13 +621,29 @@ def _active(bot: LiveBot, start_ms: int | None) -> LiveBot:
     return LiveBot(bot.ref, bot.params, bot.capital, bot.status, start_ms)
 
 
-def _apply_position(bank: BotBank, i: int | None, row: PositionUpdateRow) -> None:
-    """Apply an update on_position took (live) or recorded (replay). A recorded flat was applied when the
-    bank held a filled position, so it is applied as it comes: were it read before that fill (two updates
-    after one candle), the fill then finds the bank flat and both orders end flat."""
-    if i is None:
-        return
+def _apply_position(group: Group, row: PositionUpdateRow) -> bool:
+    """Apply an update on_position or on_risk took (live) or recorded (replay); True when it changed the
+    bank. A recorded flat was applied when the bank held a filled position, so it is applied as it comes:
+    were it read before that fill (two updates after one candle), the fill then finds the bank flat and
+    both orders end flat. An unplaced signal undoes the bot's newest opening while the bank still holds
+    it unfilled; the replay rebuilds the same openings, so it undoes the same one."""
+    bank, i = group.bank, group.index(row.bot_id)
+    if bank is None or i is None:
+        return False
     if row.kind == "fill" and row.price is not None and bank.side[i] != 0:
         bank.confirm_fill(i, float(row.price))
-    elif row.kind == "flat" and bank.side[i] != 0:
+        return True
+    if row.kind == "flat" and bank.side[i] != 0:
         bank.flatten(i, clear_cooldown=False)
+        return True
+    if row.kind == "unplaced":
+        opening = group.openings.get(row.bot_id)
+        if opening is None or bank.side[i] != opening.side or bank.filled[i]:
+            return False
+        del group.openings[row.bot_id]
+        if opening.left is None:
+            bank.flatten(i, clear_cooldown=False)
+        else:
+            bank.restore(i, opening.left)
+        return True
+    return False

@@ -84,7 +84,9 @@ class PositionUpdateRow(StrategyModel, table=True):
     event_id: str = Field(primary_key=True)
     bot_id: str = Field(index=True)
     after_candle_ms: int = Field(sa_type=sa.BigInteger)
-    kind: str  # "fill": entry filled at `price`; "flat": position closed on the exchange
+    # "fill": entry filled at `price`; "flat": position closed on the exchange; "unplaced": execution
+    # skipped the bot's newest ENTRY or REVERSE or the exchange rejected it (event_id: the risk event's)
+    kind: str
     price: Decimal | None = Field(default=None, sa_type=sa.Numeric)
 
 

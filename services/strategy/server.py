@@ -46,6 +46,10 @@ class Settings(ServiceSettings):
     strategy_position_durable: str = Field(
         "strategy-positions", description="Durable consumer name of execution's position events"
     )
+    strategy_risk_durable: str = Field(
+        "strategy-risk",
+        description="Durable consumer name of execution's risk events (entries it skipped or had rejected)",
+    )
     strategy_subscriber_id: str = Field(
         "strategy-0", description="Caller id of this replica's subscription lease with marketdata"
     )
@@ -133,6 +137,16 @@ async def setup(runtime: ServiceRuntime) -> None:
             "exec.position.>",
             exec_events.PositionEvent,
             engine.on_position,
+        ),
+        stopping,
+    )
+    supervise(
+        lambda: bus.consume(
+            "EXECUTION",
+            settings.strategy_risk_durable,
+            "exec.risk.>",
+            exec_events.RiskEvent,
+            engine.on_risk,
         ),
         stopping,
     )

@@ -27,6 +27,21 @@ def _dec(x: float) -> Decimal:
 
 
 @dataclass(frozen=True)
+class Held:
+    """One bot's position as the bank held it, to put back when what replaced it never reached the
+    exchange (a REVERSE that execution skipped or the exchange rejected: the old position is still open)."""
+
+    side: int
+    entry: float
+    distance: float
+    stop: float
+    take_profit: float
+    qty: Decimal
+    filled: bool
+    cooldown_until: int
+
+
+@dataclass(frozen=True)
 class Decision:
     """What one bot does on a candle; `reasons` say why."""
 
@@ -38,6 +53,7 @@ class Decision:
     take_profit: float = float("nan")
     reason: str = ""
     reasons: dict[str, Any] = field(default_factory=dict)
+    left: Held | None = None  # exits: the position left, as it was
 
 
 class BotBank:
@@ -97,12 +113,22 @@ class BotBank:
 
     def _exit(self, i: int, price: float, reason: str) -> Decision:
         """Close bot i at the reference `price` (the exit's price before slippage)."""
+        left = Held(
+            int(self.side[i]),
+            float(self.entry[i]),
+            float(self.distance[i]),
+            float(self.stop[i]),
+            float(self.take_profit[i]),
+            self.qty[i],
+            bool(self.filled[i]),
+            int(self.cooldown_until[i]),
+        )
         if losing_exit(int(self.side[i]), float(self.entry[i]), price):
             self.cooldown_until[i] = self.bar + self.cooldown[i]
         qty = self.qty[i]
         self.side[i] = 0
         self.qty[i] = Decimal(0)
-        return Decision(i, "exit", price, qty, reason=reason)
+        return Decision(i, "exit", price, qty, reason=reason, left=left)
 
     def _enter(self, i: int, side: int, close: float, distance: float) -> Decision:
         reasons = self.kernel.explain(i, side, close)
@@ -139,6 +165,17 @@ class BotBank:
         self.qty[bot] = Decimal(0)
         if clear_cooldown:
             self.cooldown_until[bot] = -1
+
+    def restore(self, bot: int, held: Held) -> None:
+        """Bot holds `held` again, as before the exit that left it (cooldown included)."""
+        self.side[bot] = held.side
+        self.entry[bot] = held.entry
+        self.distance[bot] = held.distance
+        self.stop[bot] = held.stop
+        self.take_profit[bot] = held.take_profit
+        self.qty[bot] = held.qty
+        self.filled[bot] = held.filled
+        self.cooldown_until[bot] = held.cooldown_until
 
     def confirm_fill(self, bot: int, price: float) -> None:
         """The exchange filled bot's entry at `price`: the stop and target are placed from the fill at the
