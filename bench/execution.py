@@ -9,7 +9,8 @@ and bot, and is reconciled before the signals are published. Measured:
   moment the service holds the exchange's acceptance of its order (the simulator's successful reply
   to POST /v5/order/create: the exchange accepted it no later than that), p50/p99 over every one of
   the 1,000, and the time from the first publish until all 1,000 are accepted;
-- the service's CPU time per signal over that window (the process's own CPU, all threads);
+- the service's CPU time per signal over that window (the process's own CPU, all threads), and the
+  simulator's CPU per order over the same window (its process, user + system);
 - the same 1,000 signals handled one at a time (concurrency 1) as the baseline.
 
 Keys are read from Vault with the service's default cache TTL: on a real candle most tenants' cache
@@ -97,9 +98,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def one_run(
-    infra: Any, sim_url: str, keys: list[tuple[str, str, int]], price: Decimal, concurrency: int
+    infra: Any,
+    sim_url: str,
+    keys: list[tuple[str, str, int]],
+    price: Decimal,
+    concurrency: int,
+    simulator_pid: int,
 ) -> dict[str, float]:
     import hvac
+    import psutil
     from tradebot.common.v1 import common_pb2 as common
     from tradebot.strategy.v1 import events_pb2 as sig
 
@@ -177,6 +184,8 @@ async def one_run(
     publisher.start()
     here.send((infra.nats.url, [s.SerializeToString() for s in signals]))
     assert await asyncio.to_thread(here.recv) == "ready"
+    simulator = psutil.Process(simulator_pid)
+    sim_before = sum(simulator.cpu_times()[:2])
     cpu_before = time.process_time()
     here.send("go")
     started, created = await asyncio.to_thread(here.recv)
@@ -187,6 +196,7 @@ async def one_run(
             break
         await asyncio.sleep(0.05)
     cpu = time.process_time() - cpu_before
+    sim_cpu = sum(simulator.cpu_times()[:2]) - sim_before
     latencies = [accepted[sid] - created[sid] for sid in accepted]
     await bus.stop_consuming()
     await execution.stop()
@@ -197,6 +207,7 @@ async def one_run(
         "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
         "all_accepted_s": round(max(accepted.values()) - started, 3),
         "cpu_ms_per_signal": round(1000 * cpu / len(signals), 3),
+        "exchange_cpu_ms_per_order": round(1000 * sim_cpu / len(signals), 3),
     }
 
 
@@ -208,11 +219,12 @@ def main() -> None:
     simulator = context.Process(target=run_simulator, args=(child,), daemon=True)
     simulator.start()
     sim_url, keys, price = parent.recv()
+    assert simulator.pid is not None
     with tempfile.TemporaryDirectory() as folder:
         infra = start_infra(Path(folder))
         try:
-            ours = asyncio.run(one_run(infra, sim_url, keys[:TENANTS], Decimal(price), 1024))
-            baseline = asyncio.run(one_run(infra, sim_url, keys[TENANTS:], Decimal(price), 1))
+            ours = asyncio.run(one_run(infra, sim_url, keys[:TENANTS], Decimal(price), 1024, simulator.pid))
+            baseline = asyncio.run(one_run(infra, sim_url, keys[TENANTS:], Decimal(price), 1, simulator.pid))
         finally:
             infra.stop()
             simulator.terminate()
@@ -244,6 +256,11 @@ def main() -> None:
                 "value": ours["cpu_ms_per_signal"],
                 "baseline": baseline["cpu_ms_per_signal"],
                 "ratio": round(baseline["cpu_ms_per_signal"] / ours["cpu_ms_per_signal"], 2),
+            },
+            "exchange_cpu_ms_per_order": {
+                "value": ours["exchange_cpu_ms_per_order"],
+                "baseline": baseline["exchange_cpu_ms_per_order"],
+                "ratio": round(baseline["exchange_cpu_ms_per_order"] / ours["exchange_cpu_ms_per_order"], 2),
             },
             "baseline_is": "the same service handling signals one at a time (EXECUTION_CONCURRENCY=1)",
         },
