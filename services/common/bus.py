@@ -211,7 +211,10 @@ class Pipeline(Generic[C]):
                 late.append((token, context))
             for token, context in late:
                 self._forget(token)
-                self._on_failed(context, TimeoutError(f"no acknowledgement within {self._ack_timeout}s"))
+                try:
+                    self._on_failed(context, TimeoutError(f"no acknowledgement within {self._ack_timeout}s"))
+                except Exception:  # a failing callback must not end the sweeping for everything after it
+                    log.exception("pipeline failure callback raised")
 
     @property
     def unacknowledged(self) -> int:
