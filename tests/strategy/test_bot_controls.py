@@ -6,6 +6,7 @@ the exchange through execution, once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.request
@@ -17,6 +18,7 @@ from typing import Any
 import grpc
 import pytest
 from tradebot.common.v1 import common_pb2 as common
+from tradebot.execution.v1 import events_pb2 as ex_events
 from tradebot.execution.v1 import execution_service_pb2 as ex
 from tradebot.execution.v1 import execution_service_pb2_grpc as ex_rpc
 from tradebot.strategy.v1 import events_pb2 as se
@@ -59,8 +61,9 @@ def sim(dash: Slice, path: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read())
 
 
-def create_bot(stub: sp_rpc.StrategyServiceStub, member: Member, mode: int) -> se.Bot:
+def create_bot(stub: sp_rpc.StrategyServiceStub, member: Member, mode: int, **parameters: float) -> se.Bot:
     request = sp.CreateBotRequest(
+        parameters={k: common.ParameterValue(float_value=v) for k, v in parameters.items()},
         name=f"controls-{uuid.uuid4().hex[:6]}",
         strategy_id="ppp_vishva",
         template="aggressive",
@@ -329,3 +332,70 @@ def test_the_service_only_tenant_field_serves_services_and_no_one_else(dash: Sli
             call(request, metadata=service, timeout=10)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value
         assert "tenant_id" in (caught.value.details() or "")
+
+
+def test_an_entry_execution_skips_leaves_the_bot_flat(dash: Slice) -> None:
+    """Issue 7 point 3: the engine's view of the position comes back from execution. An ENTRY that
+    execution does not place (here: the tenant's kill switch) opened nothing, so the engine must hold no
+    position afterwards: a stop with close_position then has nothing to close and sends no EXIT."""
+    owner = dash.new_tenant("skipped-entry")
+    store_keys(dash, owner)
+    stub, risk = strategy(dash), execution(dash)
+    # Stop and target far away, so the engine cannot leave a position it wrongly holds through them
+    # before the stop below: only the skip can make it flat.
+    bot = create_bot(stub, owner, common.TRADING_MODE_LIVE, sl_atr_mult=20.0, tp_rr=20.0)
+    stub.StartBot(sp.StartBotRequest(bot_id=bot.id), metadata=owner.meta, timeout=30)
+    switch = ex.SetKillSwitchRequest(
+        scope=ex.KILL_SWITCH_SCOPE_TENANT, engaged=True, reason="no new risk today"
+    )
+    risk.SetKillSwitch(switch, metadata=owner.meta, timeout=30)
+
+    def sent(action: int) -> list[Any]:
+        reply = stub.ListSignals(
+            sp.ListSignalsRequest(bot_id=bot.id, page_size=100), metadata=owner.meta, timeout=10
+        )
+        return [s for s in reply.signals if s.action == action]
+
+    def skipped_ids() -> set[str]:
+        request = ex.ListRiskEventsRequest(
+            bot_id=bot.id, kinds=[ex_events.RISK_EVENT_KIND_SIGNAL_SKIPPED], page_size=100
+        )
+        events = risk.ListRiskEvents(request, metadata=owner.meta, timeout=10).events
+        return {e.signal_id for e in events if e.reason == ex_events.RISK_REASON_KILL_SWITCH}
+
+    def taken_back() -> int:
+        log = (dash.services["strategy"].logs / "strategy.log").read_text()
+        return sum(
+            1 for line in log.splitlines() if "entry not placed by execution" in line and bot.id in line
+        )
+
+    sim(dash, "clock", {"action": "speed", "seconds_per_candle": FAST_SECONDS_PER_CANDLE})
+    try:
+        wait_for(lambda: bool(sent(se.SIGNAL_ACTION_ENTRY)), ENTRY_WITHIN_SECONDS, "the bot's first ENTRY")
+    finally:
+        sim(dash, "clock", {"action": "pause"})
+    try:
+        # Every entry the bot sent (one more may have come before the pause) was skipped by execution.
+        def skipped() -> bool:
+            return {s.id for s in sent(se.SIGNAL_ACTION_ENTRY)} <= skipped_ids()
+
+        wait_for(skipped, 60, "execution to skip the entries")
+        # The engine hears of the skips on NATS a moment later; its log says when it took each back.
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: taken_back() >= len(sent(se.SIGNAL_ACTION_ENTRY)), 30, "the engine")
+        request = sp.StopBotRequest(bot_id=bot.id, close_position=True, reason="end of the desk's day")
+        stopped = stub.StopBot(request, metadata=owner.meta, timeout=30).bot
+        assert stopped.status == se.BOT_STATUS_STOPPED
+        time.sleep(2)
+        exits = sent(se.SIGNAL_ACTION_EXIT) + sent(se.SIGNAL_ACTION_REVERSE)
+        assert exits == [], "the engine held a position the skipped ENTRY never opened"
+        log = (dash.services["strategy"].logs / "strategy.log").read_text()
+        differs = [
+            line for line in log.splitlines() if "view of the position differs" in line and bot.id in line
+        ]
+        assert not differs, differs
+    finally:
+        sim(dash, "clock", {"action": "resume"})
+        sim(dash, "clock", {"action": "speed", "seconds_per_candle": dash.simulator.seconds_per_candle})
+        switch.engaged, switch.reason = False, "desk day over"
+        risk.SetKillSwitch(switch, metadata=owner.meta, timeout=30)
