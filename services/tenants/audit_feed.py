@@ -29,8 +29,6 @@ from services.tenants.rls import Database
 
 log = logging.getLogger("tradebot.tenants.audit_feed")
 
-BOTS_DURABLE = "tenants-audit-bots"
-RISK_DURABLE = "tenants-audit-kill-switches"
 BOT_STATUS = strategy_events.BotStatus
 STATUS_ACTIONS = {
     strategy_events.BOT_STATUS_RUNNING: "bot.start",
@@ -76,14 +74,17 @@ def _actor_kind(actor_id: str) -> str:
 
 
 class AuditFeed:
-    def __init__(self, db: Database, bus: Bus) -> None:
+    def __init__(self, db: Database, bus: Bus, durable: str = "tenants-audit") -> None:
         self.db = db
         self.bus = bus
+        # Replicas share these durables (each event is recorded by one of them); separate platforms on
+        # one NATS server (tests) need their own.
+        self.durable = durable
 
     def start(self) -> None:
         bots, risk = strategy_events.BotLifecycleEvent, execution_events.RiskEvent
-        self.bus.consume("BOTS", BOTS_DURABLE, "bot.lifecycle.>", bots, self.on_bot)
-        self.bus.consume("EXECUTION", RISK_DURABLE, "exec.risk.>", risk, self.on_risk)
+        self.bus.consume("BOTS", f"{self.durable}-bots", "bot.lifecycle.>", bots, self.on_bot)
+        self.bus.consume("EXECUTION", f"{self.durable}-kill-switches", "exec.risk.>", risk, self.on_risk)
 
     async def on_bot(self, event: strategy_events.BotLifecycleEvent, raw: Msg | None = None) -> None:
         bot = event.bot

@@ -58,6 +58,10 @@ class Settings(ServiceSettings):
     execution_addr: str = Field(
         "", description="host:port of execution, for tenants' data export and deletion; unset: not deployed"
     )
+    tenants_audit_durable: str = Field(
+        "tenants-audit",
+        description="Prefix of the durable consumers copying bot and kill-switch events into the audit trail",
+    )
 
 
 def platform_public_keys(client: hvac.Client) -> list[dict[str, str]]:
@@ -121,7 +125,7 @@ async def setup(runtime: ServiceRuntime) -> None:
         await asyncio.to_thread(invite_first_admin, deps, settings.admin_email)
     runtime.add_servicer(rpc.add_TenantsServiceServicer_to_server, TenantsServicer(deps, vault))
     if runtime.bus is not None:
-        AuditFeed(deps.db, runtime.bus).start()
+        AuditFeed(deps.db, runtime.bus, settings.tenants_audit_durable).start()
 
     async def close() -> None:
         await deps.partners.close()

@@ -20,6 +20,7 @@ from tradebot.strategy.v1 import strategy_service_pb2_grpc as sp_rpc
 from tradebot.tenants.v1 import tenants_service_pb2 as pb
 from tradebot.tenants.v1 import tenants_service_pb2_grpc as rpc
 
+from services.devstack.nats import EmbeddedNats
 from services.devstack.platform import ServiceProcess
 from services.devstack.simulator import EmbeddedSimulator
 from tests.helpers import bots, clients
@@ -85,10 +86,17 @@ OPTIONAL = {"strategy", "execution"}
 @pytest.fixture(scope="session")
 def dash(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slice]:
     folder = tmp_path_factory.mktemp("dashboard-slice")
+    # Its own NATS: this slice's market runs all session long, and its candles (same subjects as
+    # every other slice's) must not reach the strategy services of other tests.
+    nats = EmbeddedNats(folder / "nats").start()
     simulator = EmbeddedSimulator(folder, port=0, seconds_per_candle=2.0).start()
-    env = {**infra.env, "BYBIT_ENV": "simulator", "BYBIT_SIMULATOR_URL": simulator.url}
-    # Own schemas and JetStream consumers, so this slice and the `platform` fixture can share one
-    # PostgreSQL and NATS.
+    env = {
+        **infra.env,
+        "NATS_URL": nats.url,
+        "BYBIT_ENV": "simulator",
+        "BYBIT_SIMULATOR_URL": simulator.url,
+    }
+    # Own schemas, so this slice and the `platform` fixture can share one PostgreSQL.
     plan = plan_slice(infra, env, folder, tag="d")
     services = plan.services
     for service in services.values():
@@ -108,6 +116,7 @@ def dash(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sli
         for service in services.values():
             service.stop()
         simulator.stop()
+        nats.stop()
 
 
 @pytest.fixture

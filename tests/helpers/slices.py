@@ -48,6 +48,7 @@ def plan_slice(
         "DB_SCHEMA": schemas["tenants"],
         "ADMIN_EMAIL": plan.admin_email,
         "INVITE_OUTBOX": str(plan.outbox),
+        "TENANTS_AUDIT_DURABLE": f"audit-{unique}",
     }
     if "marketdata" in services:
         services["marketdata"].extra_env = {"MARKETDATA_DB_SCHEMA": schemas["marketdata"]}
@@ -57,6 +58,7 @@ def plan_slice(
             services["strategy"].extra_env |= {
                 "STRATEGY_CANDLE_DURABLE": f"candles-{unique}",
                 "STRATEGY_POSITION_DURABLE": f"positions-{unique}",
+                "STRATEGY_RISK_DURABLE": f"risk-{unique}",
                 "STRATEGY_SUBSCRIBER_ID": f"strategy-{unique}",
             }
     if "execution" in services:

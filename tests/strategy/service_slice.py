@@ -71,6 +71,7 @@ class StrategyProcess:
             "STRATEGY_DB_SCHEMA": self.schema,
             "STRATEGY_CANDLE_DURABLE": f"candles-{self.schema}",
             "STRATEGY_POSITION_DURABLE": f"positions-{self.schema}",
+            "STRATEGY_RISK_DURABLE": f"risk-{self.schema}",
             "STRATEGY_SUBSCRIBER_ID": f"strategy-{self.schema}",
             "GRPC_PORT": "0",
             "METRICS_PORT": "0",

@@ -31,7 +31,9 @@ async def bus(stack: Stack) -> AsyncIterator[bus_module.Bus]:
 
 
 def _feed(stack: Stack, bus: bus_module.Bus) -> AuditFeed:
-    feed = AuditFeed(stack.deps.db, bus)
+    # Durables of this stack's own (other platforms in the session share the NATS server; on a shared
+    # durable their tenants service would take these events and drop them as unknown tenants).
+    feed = AuditFeed(stack.deps.db, bus, f"audit-{stack.settings.db_schema}")
     feed.start()
     return feed
 
