@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from services.common.auth import require_role
 from services.common.context import Principal, Role, current_principal
+from services.common.errors import InvalidArgument
 from services.execution import risk
 from services.execution.accounts import Accounts
 from services.execution.events import Events
@@ -36,3 +37,14 @@ class Base:
     @staticmethod
     def caller(role: Role = Role.VIEWER) -> Principal:
         return require_role(current_principal(), role)
+
+    @classmethod
+    def tenant_of(cls, tenant_id: str) -> str:
+        """The tenant a read is for: the caller's own, or the one a platform service names (strategy
+        before it starts a bot or when it closes a stopped bot's position); a user's field is ignored."""
+        principal = current_principal()
+        if principal is not None and principal.role is Role.SERVICE:
+            if not tenant_id:
+                raise InvalidArgument("name the tenant a service asks for", field="tenant_id")
+            return tenant_id
+        return cls.caller().tenant_id

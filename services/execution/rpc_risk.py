@@ -11,7 +11,7 @@ from tradebot.execution.v1 import events_pb2 as ev
 from tradebot.execution.v1 import execution_service_pb2 as pb
 
 from services.common import paging
-from services.common.context import Principal, Role, current_principal
+from services.common.context import Principal, Role
 from services.common.convert import time_range
 from services.common.errors import InvalidArgument, PermissionDenied
 from services.execution import convert, models, risk
@@ -196,14 +196,7 @@ class RiskRpc(Base):
     async def ListKillSwitches(
         self, request: pb.ListKillSwitchesRequest, context: Any
     ) -> pb.ListKillSwitchesResponse:
-        principal = current_principal()
-        if principal is not None and principal.role is Role.SERVICE:
-            # A platform service asking for a tenant (strategy, before it starts a bot).
-            if not request.tenant_id:
-                raise InvalidArgument("name the tenant a service asks for", field="tenant_id")
-            tenant = request.tenant_id
-        else:
-            tenant = self.caller().tenant_id
+        tenant = self.tenant_of(request.tenant_id)
 
         def read(session: Session) -> list[models.KillSwitchRow]:
             q = select(K).where(or_(K.scope == "GLOBAL", K.tenant_id == tenant))

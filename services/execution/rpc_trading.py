@@ -12,7 +12,7 @@ from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import execution_service_pb2 as pb
 
 from services.common import paging
-from services.common.context import Role, current_principal
+from services.common.context import Role
 from services.common.convert import time_range
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.execution import account_book, convert, models
@@ -178,14 +178,7 @@ class TradingRpc(Base):
         )
 
     async def ListPositions(self, request: pb.ListPositionsRequest, context: Any) -> pb.ListPositionsResponse:
-        principal = current_principal()
-        if principal is not None and principal.role is Role.SERVICE:
-            # A platform service asking for a tenant (strategy, to close a stopped bot's position).
-            if not request.tenant_id:
-                raise InvalidArgument("name the tenant a service asks for", field="tenant_id")
-            tenant = request.tenant_id
-        else:
-            tenant = self.caller().tenant_id
+        tenant = self.tenant_of(request.tenant_id)
         size = paging.page_size(request.page_size, default=100, maximum=500)
         start = paging.offset(request)
 
