@@ -126,6 +126,8 @@ class StreamWorkers:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.applied = 0
         self.locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Tenants whose data was deleted: messages still queued for them are dropped, not applied.
+        self.erased: set[str] = set()
 
     def lock(self, tenant_id: str, mode: str) -> asyncio.Lock:
         """Held while an account's messages or its reconciliation are applied: never both at once."""
@@ -146,6 +148,8 @@ class StreamWorkers:
     async def _run(self, queue: asyncio.Queue[Message]) -> None:
         while True:
             tenant_id, mode, topic, rows = await queue.get()
+            if tenant_id in self.erased:
+                continue
             try:
                 async with self.lock(tenant_id, mode):
                     changes = await self.store.run(

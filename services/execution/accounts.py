@@ -153,6 +153,8 @@ class Accounts:
         if client is None:
             return
         async with self.workers.lock(tenant_id, self.mode):
+            if tenant_id in self._erased:  # erased while waiting for the lock
+                return
             changes = await self.reconciler.run(tenant_id, self.mode, client)
         await self.events.changes(changes)
 
@@ -213,12 +215,16 @@ class Accounts:
         """The tenant's data is being deleted: close its stream, forget its key and session, destroy a
         key this service provisioned, and never open its account again in this process."""
         self._erased.add(tenant_id)
+        self.workers.erased.add(tenant_id)
         state = self.tenants.get(tenant_id)
         await self.credentials_changed(tenant_id, 0, deleted=True)
         await self.credentials.erase(tenant_id)
         if state is not None:
             async with state.ready:  # a first reconciliation under way writes its rows before the erasure
                 pass
+        # So does a periodic reconciliation or a stream message being applied; later ones see the mark.
+        async with self.workers.lock(tenant_id, self.mode):
+            pass
 
     async def start(self, concurrency: int = 16) -> None:
         """Bring every account that was active before the restart back, reconciling each first."""

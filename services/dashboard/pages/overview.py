@@ -100,12 +100,12 @@ def live_part() -> None:
     st.subheader("Open positions")
     positions = data.get("positions")
     if positions is not None:
-        # Few, compact columns: a phone shows them all without scrolling sideways.
+        # Few, compact columns: a phone shows them all without scrolling sideways (the mark price is
+        # left out: the unrealised PnL already follows it, and a fifth column overflowed 390 px).
         rows = [
             {
                 "position": f"{'long' if p.side == common.SIDE_BUY else 'short'} {p.size} {p.symbol}",
                 "entry": p.entry_price,
-                "mark": p.mark_price,
                 "unrealised": widgets.signed(p.unrealized_pnl),
                 "stop / target": f"{p.stop_loss or '—'} / {p.take_profit or '—'}",
             }
