@@ -466,3 +466,58 @@ def test_rendered_chart(overrides: dict[str, Any] | None) -> None:
         if any(port.get("port") == 443 for port in rule["ports"])
     }
     assert reaching_443 == (set() if overrides is None else {"execution", "marketdata"})
+
+
+# Every gRPC call one service makes to another (the *_ADDR settings each one reads). A call the
+# network policies do not allow works on a laptop and fails only in the cluster.
+CALLS = {
+    ("marketdata", "tenants"),
+    ("strategy", "tenants"),
+    ("strategy", "marketdata"),
+    ("strategy", "execution"),
+    ("execution", "tenants"),
+    ("tenants", "strategy"),
+    ("tenants", "execution"),
+    *(("dashboard", callee) for callee in GRPC_SERVICES),
+}
+
+
+def _peers(rule: dict[str, Any]) -> set[str]:
+    peers = rule.get("to", rule.get("from", []))
+    labels = [p.get("podSelector", {}).get("matchLabels", {}) for p in peers]
+    key = "app.kubernetes.io/component"
+    return {label[key] for label in labels if key in label}
+
+
+@needs_helm
+def test_network_policies_allow_every_call_between_services_and_no_other() -> None:
+    policies = {
+        d["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: d["spec"]
+        for d in render(None)
+        if d["kind"] == "NetworkPolicy"
+    }
+    grpc_port = values()["ports"]["grpc"]
+
+    def on_grpc_port(rule: dict[str, Any]) -> bool:  # ingress names the container's port
+        return any(port.get("port") in (grpc_port, "grpc") for port in rule.get("ports", []))
+
+    egress = {
+        (caller, callee)
+        for caller, spec in policies.items()
+        for rule in spec.get("egress", [])
+        if on_grpc_port(rule)
+        for callee in _peers(rule)
+        if callee != caller and callee in GRPC_SERVICES
+    }
+    ingress = {
+        (caller, callee)
+        for callee, spec in policies.items()
+        if callee in GRPC_SERVICES
+        for rule in spec.get("ingress", [])
+        if on_grpc_port(rule)
+        for caller in _peers(rule)
+        if caller in (*GRPC_SERVICES, "dashboard") and caller != callee
+    }
+    assert CALLS - egress == set(), "calls the callers' egress rules refuse"
+    assert CALLS - ingress == set(), "calls the callees' ingress rules refuse"
+    assert egress - CALLS == set() and ingress - CALLS == set(), "flows no service makes"
