@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import grpc
 import hvac
 import pytest
@@ -122,3 +123,79 @@ async def test_put_rotate_delete_and_the_planted_secret_appears_nowhere(stack: S
     )
     assert deleted.delete_time.seconds
     assert execution.read(path) is None and execution.read(path, version=put.status.version) is None
+
+
+async def _fault(stack: Stack, **rule: object) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{stack.sim.http_url}/admin/faults", json=rule) as response,
+    ):
+        assert response.status == 200, await response.text()
+
+
+async def _clear_faults(stack: Stack) -> None:
+    async with aiohttp.ClientSession() as http, http.delete(f"{stack.sim.http_url}/admin/faults"):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("rule", "code", "named"),
+    [
+        ({"kind": "error", "code": 10006}, grpc.StatusCode.RESOURCE_EXHAUSTED, "retCode 10006"),
+        ({"kind": "error", "code": 10016}, grpc.StatusCode.UNAVAILABLE, "retCode 10016"),
+        ({"kind": "http", "status": 503}, grpc.StatusCode.UNAVAILABLE, "HTTP 503"),
+    ],
+    ids=["rate-limit-10006", "server-error-10016", "http-503"],
+)
+@pytest.mark.parametrize("path", ["/v5/user/query-api", "/v5/account/wallet-balance"])
+async def test_a_key_bybit_could_not_check_is_not_judged_and_not_stored(
+    stack: Stack, rule: dict[str, object], code: grpc.StatusCode, named: str, path: str
+) -> None:
+    """Rate limiting or a Bybit outage says nothing about the key: the client is told to retry, not
+    that the key is bad, and nothing is written (the same key is accepted once Bybit answers)."""
+    owner = await stack.new_tenant("limited")
+    key = await stack.exchange_key()
+    execution = SecretStore(
+        hvac.Client(url=stack.infra.vault.addr, token=stack.infra.vault.service_tokens["execution"])
+    )
+    await _fault(stack, **rule, count=1, path=path)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stack.stub.PutExchangeCredentials(_put(key), metadata=owner.meta)
+    finally:
+        await _clear_faults(stack)
+    details = str(refused.value.details())
+    assert refused.value.code() == code, details
+    assert named in details and "not judged" in details and "nothing was stored" in details, details
+    assert not details.startswith("api_key:") and key["apiSecret"] not in details
+    status = await stack.stub.GetExchangeCredentialsStatus(
+        pb.GetExchangeCredentialsStatusRequest(), metadata=owner.meta
+    )
+    assert not status.status.present
+    assert execution.read(f"tenants/{owner.tenant_id}/exchange") is None
+    audit = await stack.stub.ListAuditEvents(pb.ListAuditEventsRequest(), metadata=owner.meta)
+    assert not [e for e in audit.events if e.action.startswith("credentials.")]
+
+    stored = await stack.stub.PutExchangeCredentials(_put(key), metadata=owner.meta)
+    assert stored.status.present and stored.status.version == 1
+
+
+async def test_a_rotation_bybit_could_not_check_keeps_the_current_key(stack: Stack) -> None:
+    owner = await stack.new_tenant("rotlimited")
+    first, second = await stack.exchange_key(), await stack.exchange_key()
+    put = await stack.stub.PutExchangeCredentials(_put(first), metadata=owner.meta)
+    await _fault(stack, kind="error", code=10006, count=1, path="/v5/user/query-api")
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stack.stub.RotateExchangeCredentials(
+                pb.RotateExchangeCredentialsRequest(api_key=second["apiKey"], api_secret=second["apiSecret"]),
+                metadata=owner.meta,
+            )
+    finally:
+        await _clear_faults(stack)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = await stack.stub.GetExchangeCredentialsStatus(
+        pb.GetExchangeCredentialsStatusRequest(), metadata=owner.meta
+    )
+    assert status.status.version == put.status.version
+    assert status.status.masked_api_key == put.status.masked_api_key
