@@ -69,7 +69,9 @@ def api_token(row: models.ApiToken) -> pb.ApiToken:
     )
 
 
-def credentials(row: models.ExchangeCredentials | None) -> pb.ExchangeCredentialsStatus:
+def credentials(row: models.ExchangeCredentials | None, venue: str = "") -> pb.ExchangeCredentialsStatus:
+    """`venue` is where the platform sends the key's requests (its BYBIT_ENV), which on the simulator
+    differs from the environment the client chose."""
     if row is None:
         return pb.ExchangeCredentialsStatus(present=False)
     return pb.ExchangeCredentialsStatus(
@@ -85,6 +87,7 @@ def credentials(row: models.ExchangeCredentials | None) -> pb.ExchangeCredential
         update_time=ts(row.update_time),
         key_expire_time=ts(row.key_expire_time),
         version=row.vault_version,
+        venue=venue,
     )
 
 

@@ -129,7 +129,7 @@ class CredentialRpcs(Core):
         environment = self._environment(request.environment)
         caller = self._authorise(call, request.totp_code)
         row, _ = self._store(caller, request.api_key, request.api_secret, environment, rotate=False)
-        return pb.PutExchangeCredentialsResponse(status=convert.credentials(row))
+        return pb.PutExchangeCredentialsResponse(status=self.status(row))
 
     @blocking
     def RotateExchangeCredentials(
@@ -143,9 +143,7 @@ class CredentialRpcs(Core):
                 raise FailedPrecondition("no credentials are stored yet: use PutExchangeCredentials")
             environment = pb.ExchangeEnvironment.Value(current.environment)
         row, previous = self._store(caller, request.api_key, request.api_secret, environment, rotate=True)
-        return pb.RotateExchangeCredentialsResponse(
-            status=convert.credentials(row), previous_version=previous
-        )
+        return pb.RotateExchangeCredentialsResponse(status=self.status(row), previous_version=previous)
 
     @blocking
     def GetExchangeCredentialsStatus(
@@ -159,12 +157,12 @@ class CredentialRpcs(Core):
             tenant_id = validate.object_id(request.tenant_id, "tenant_id")
             with self.db.tenant(tenant_id) as session:
                 row = session.get(ExchangeCredentials, tenant_id)
-                return pb.GetExchangeCredentialsStatusResponse(status=convert.credentials(row))
+                return pb.GetExchangeCredentialsStatusResponse(status=self.status(row))
         with self.db.tenant(self.own_tenant()) as session:
             caller = self.caller(session, call)
             caller.require(Role.OWNER, Role.TRADER, Role.VIEWER)
             row = session.get(ExchangeCredentials, caller.tenant_id)
-            return pb.GetExchangeCredentialsStatusResponse(status=convert.credentials(row))
+            return pb.GetExchangeCredentialsStatusResponse(status=self.status(row))
 
     @blocking
     def DeleteExchangeCredentials(
@@ -191,6 +189,9 @@ class CredentialRpcs(Core):
                 *events.credentials_changed(caller.tenant_id, events_pb2.CREDENTIALS_CHANGE_DELETED, 0),
             )
             return pb.DeleteExchangeCredentialsResponse(delete_time=convert.ts(now))
+
+    def status(self, row: ExchangeCredentials | None) -> pb.ExchangeCredentialsStatus:
+        return convert.credentials(row, self.deps.venue.env.value)
 
     def destroy_secret(self, tenant_id: str) -> None:
         """Every version and the metadata: nothing recoverable (also used by DeleteTenant)."""

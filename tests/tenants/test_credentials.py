@@ -61,6 +61,8 @@ async def test_put_rotate_delete_and_the_planted_secret_appears_nowhere(stack: S
     assert (
         put.status.masked_api_key.endswith(api_key[-4:]) and "ContractTrade:Order" in put.status.permissions
     )
+    # The client chose DEMO; this platform sends the key's requests to its simulator, and says so.
+    assert put.status.environment == pb.EXCHANGE_ENVIRONMENT_DEMO and put.status.venue == "simulator"
     # A refused request with the secret in it: the error must not echo it.
     bad = _put(key)
     bad.environment = 0
@@ -70,6 +72,7 @@ async def test_put_rotate_delete_and_the_planted_secret_appears_nowhere(stack: S
     status = await stack.stub.GetExchangeCredentialsStatus(
         pb.GetExchangeCredentialsStatusRequest(), metadata=owner.meta
     )
+    assert status.status.venue == "simulator"
     responses.append(status.SerializeToString())
     responses.append(json_format.MessageToJson(status).encode())
     export = await stack.stub.ExportTenantData(pb.ExportTenantDataRequest(), metadata=owner.meta)
