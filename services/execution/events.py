@@ -1,6 +1,11 @@
 """Publishing on `exec.<kind>.<tenant_id>`, after the change is committed, with ids that make a repeat a
 JetStream duplicate. A failed publish is logged and not retried here: the database holds the truth and
-every RPC reads it; events are the fast path for the dashboard and alerting."""
+every RPC reads it; events are the fast path for the dashboard and alerting.
+
+Events are pipelined (`services.common.bus.Pipeline`): written in order on the one connection without
+waiting for each acknowledgement, which cost a request (inbox, future, timer) per order on a busy
+candle (docs/decisions/0031-execution-concurrency.md). A refusal or a lost acknowledgement is logged
+when it arrives; a stored one needs nothing (no future, no parsed acknowledgement)."""
 
 from __future__ import annotations
 
@@ -22,15 +27,23 @@ T = TypeVar("T")
 class Events:
     def __init__(self, bus: Bus | None) -> None:
         self.bus = bus
+        # (kind, tenant) of each message in flight; nothing to do once it is stored.
+        self._pipeline = bus.pipeline(_stored, _failed) if bus is not None else None
 
     async def _publish(self, kind: str, tenant_id: str, message: Message, msg_id: str) -> None:
-        if self.bus is None:
+        if self._pipeline is None:
             return
         try:
             # A GLOBAL kill switch has no tenant; an empty subject token would match no stream.
-            await self.bus.publish(f"exec.{kind}.{tenant_id or 'global'}", message, msg_id)
+            await self._pipeline.publish(
+                f"exec.{kind}.{tenant_id or 'global'}",
+                message.SerializeToString(),
+                msg_id,
+                (kind, tenant_id),
+                traced=True,
+            )
         except Exception:  # NATS down or slow: the row is stored; do not fail the work that made it
-            log.warning("event not published", extra={"kind": kind, "tenant_id": tenant_id})
+            _failed((kind, tenant_id), None)
 
     async def order(self, row: models.Order) -> None:
         event_id = f"{row.id}.{row.revision}"
@@ -73,6 +86,15 @@ class Events:
             await self.wallet(wallet)
         for event in changes.risk:
             await self.risk(event)
+
+
+def _stored(sent: tuple[str, str], reply: bytes) -> None:
+    pass
+
+
+def _failed(sent: tuple[str, str], error: Exception | None) -> None:
+    kind, tenant_id = sent
+    log.warning("event not published", extra={"kind": kind, "tenant_id": tenant_id})
 
 
 def _unique(rows: list[T]) -> list[T]:

@@ -51,6 +51,7 @@ from services.execution.store import Store
 log = logging.getLogger("tradebot.execution.intake")
 SIGNAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 DEFAULT_RISK_PER_TRADE = Decimal("0.01")
+ZERO = Decimal(0)
 RETRY_SECONDS = 2.0  # an unresolved order or a failed attempt comes back after this
 
 
@@ -485,25 +486,40 @@ def _order(
     now = convert.now()
     # Built without validation (every field is computed right here; validating took a tenth of a
     # signal's CPU) and stored with a Core INSERT (orders.insert_orders), never through a Session.
+    # Every field is given: model_construct copies the default of each one left out.
     return models.Order.model_construct(
         id=str(uuid.uuid4()),
         tenant_id=signal.tenant_id,
         bot_id=signal.bot_id,
         signal_id=signal.id,
         order_link_id=link_id_for_signal(signal.id),
+        exchange_order_id="",
         category=category,
         symbol=signal.symbol,
         side=side,
         order_type="Market",
         time_in_force="IOC",
         qty=qty,
+        price=None,
         reduce_only=reduce_only,
         take_profit=take_profit if category == "linear" else None,
         stop_loss=stop_loss if category == "linear" else None,
         status="PendingSubmit",
+        reject_reason="",
+        cum_exec_qty=ZERO,
+        cum_exec_value=ZERO,
+        cum_exec_fee=ZERO,
+        fee_currency="",
+        avg_price=None,
+        leaves_qty=ZERO,
         mode=mode,
+        external=False,
+        position_idx=0,
+        create_type="",
         create_time=now,
         update_time=now,
+        exchange_update_ms=0,
+        revision=0,
     )
 
 

@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Table
 from sqlalchemy import text as sql
+from sqlalchemy.dialects import postgresql
 
 from services.execution import convert, models
 from services.execution.account_book import LINK_PREFIX
@@ -161,6 +162,28 @@ ORDERS: Any = models.Order.__table__  # type: ignore[attr-defined]
 OUTCOMES: Any = models.SignalOutcome.__table__  # type: ignore[attr-defined]
 
 
+def unnest_insert(table: Table, names: list[str]) -> Any:
+    """A multi-row INSERT of `names` with one array parameter per column (`insert ... select from
+    unnest(...)`): the driver adapts a column's list in one go, where an executemany or a multi-row
+    VALUES adapts and renders every value of every row (most of inserting a busy candle's orders)."""
+    dialect = postgresql.dialect()
+    arrays = ", ".join(f"cast(:{n} as {table.c[n].type.compile(dialect=dialect)}[])" for n in names)
+    return sql(f"insert into {table.name} ({', '.join(names)}) select * from unnest({arrays})")
+
+
+ORDER_COLUMNS = [c.name for c in ORDERS.c]
+INSERT_ORDERS = unnest_insert(ORDERS, ORDER_COLUMNS)
+OUTCOME_COLUMNS = ["tenant_id", "signal_id", "bot_id", "outcome", "order_id", "reason", "record_time"]
+INSERT_OUTCOMES = unnest_insert(OUTCOMES, OUTCOME_COLUMNS)
+
+
+def columns(rows: list[Any], names: list[str]) -> dict[str, list[Any]]:
+    """Rows (dicts or objects) as one list per column, the parameters of an `unnest_insert`."""
+    if rows and isinstance(rows[0], dict):
+        return {n: [row[n] for row in rows] for n in names}
+    return {n: [getattr(row, n) for row in rows] for n in names}
+
+
 @dataclass
 class Accepted:
     """An order the exchange took (its id), and the signal outcome row (exec_signal) that goes with it."""
@@ -194,7 +217,7 @@ def accept_many(session: Any, items: list[Accepted]) -> list[Any]:
     ids = [i.order_id for i in items]
     updated = session.execute(ACCEPT_MANY, {"ids": ids, "oids": [i.exchange_order_id for i in items]})
     rows = {r.id: r for r in updated}
-    session.execute(insert(OUTCOMES), [i.outcome for i in items])
+    session.execute(INSERT_OUTCOMES, columns([i.outcome for i in items], OUTCOME_COLUMNS))
     return [rows[i] for i in ids]
 
 
@@ -202,6 +225,5 @@ def insert_orders(session: Any, orders: list[models.Order]) -> list[None]:
     """Store new PENDING_SUBMIT orders with one multi-row INSERT (no ORM unit of work: a busy
     candle's orders are all new rows). A duplicate orderLinkId fails the batch; the store then
     tries each order alone, so only its own signal sees the IntegrityError."""
-    # The table, not the mapped class: plain Core executemany, no ORM bulk-persistence pass.
-    session.execute(insert(ORDERS), [order.model_dump() for order in orders])
+    session.execute(INSERT_ORDERS, columns(orders, ORDER_COLUMNS))
     return [None] * len(orders)
