@@ -152,8 +152,11 @@ async def run_engine(nats_url: str, db_url: str, conn: Connection) -> None:
     warmup = time.monotonic() - started
     evaluations: list[float] = []
     batches: list[int] = []
+    cpu_from: list[float] = []  # the process's CPU time (every thread) when the first candle came
 
     async def timed(events: Any) -> Any:
+        if not cpu_from:
+            cpu_from.append(time.process_time())
         if events and one_at_a_time(events[0].candle.start.ToMilliseconds()):
             # The comparison rounds: each candle evaluated and its signals sent before the next.
             return [outcome for e in events for outcome in await engine.on_candles([e])]
@@ -181,6 +184,7 @@ async def run_engine(nats_url: str, db_url: str, conn: Connection) -> None:
     gc.callbacks.remove(collected)
     conn.send(
         {
+            "cpu_seconds": time.process_time() - cpu_from[0],
             "end": rss_mib(),
             "evaluations": evaluations,
             "batches": batches,
@@ -308,6 +312,9 @@ def main() -> None:
     p50, p99, b50, b99 = ms(latencies, 50), ms(latencies, 99), ms(base, 50), ms(base, 99)
     s50, s99 = ms(singly, 50), ms(singly, 99)
     print(f"candle to signal, batches: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    # CPU per round does not depend on what else the machine runs, unlike the latencies.
+    cpu_per_round = rss["cpu_seconds"] / ROUNDS * 1000
+    print(f"engine CPU per round of {SYMBOLS} candles (every thread): {cpu_per_round:.1f} ms")
     print(f"collector while candles flow: longest pause {max(rss['gc_pauses'], default=0.0) * 1000:.1f} ms")
     for name, q50, q99 in (("one candle at a time", s50, s99), ("500-bar recompute", b50, b99)):
         print(f"{name} (same run): p50 {q50:.1f} ms ({q50 / p50:.2f}x), p99 {q99:.1f} ms ({q99 / p99:.2f}x)")
@@ -345,6 +352,11 @@ def main() -> None:
                 "longest_pause_ms": max(rss["gc_pauses"], default=0.0) * 1000,
                 "note": "the engine freezes what a group build leaves alive; an unfrozen full collection "
                 "of 10,000 bots' state paused a burst for about 140 ms",
+            },
+            "engine_cpu_ms_per_round": {
+                "figure": cpu_per_round,
+                "note": "the engine process's CPU time (every thread: evaluation, publishing, journal) "
+                "from the first candle to the end, per round of 100 candles; both kinds of round",
             },
             "machine_cpus": os.cpu_count(),
             "machine_load_1min_at_end": os.getloadavg()[0],

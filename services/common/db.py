@@ -8,10 +8,12 @@ service's own schema, so services migrate independently in one cluster.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Table, TextClause, text
+from sqlalchemy.dialects import postgresql
 from sqlmodel import MetaData, create_engine
 
 
@@ -31,6 +33,24 @@ def make_engine(url: str, schema: str, *, pool_size: int = 5) -> Engine:
         pool_pre_ping=True,
         connect_args={"options": f"-csearch_path={schema},public"},
     )
+
+
+def unnest_insert(table: Table, names: list[str], on_conflict: str = "") -> TextClause:
+    """A multi-row INSERT of `names` with one array parameter per column (`insert ... select from
+    unnest(...)`), parameters from `columns`: the driver adapts a column's list in one go and the
+    statement is compiled once, where an executemany is a round trip per row and a multi-row VALUES
+    renders every value of every row (most of writing a busy candle's orders or signals).
+    `on_conflict` is the statement's ON CONFLICT clause, if any."""
+    dialect = postgresql.dialect()
+    arrays = ", ".join(f"cast(:{n} as {table.c[n].type.compile(dialect=dialect)}[])" for n in names)
+    return text(f"insert into {table.name} ({', '.join(names)}) select * from unnest({arrays}) {on_conflict}")
+
+
+def columns(rows: list[Any], names: list[str]) -> dict[str, list[Any]]:
+    """Rows (dicts or objects) as one list per column, the parameters of an `unnest_insert`."""
+    if rows and isinstance(rows[0], dict):
+        return {n: [row[n] for row in rows] for n in names}
+    return {n: [getattr(row, n) for row in rows] for n in names}
 
 
 def ensure_schema(engine: Engine, schema: str) -> None:

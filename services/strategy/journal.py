@@ -10,16 +10,25 @@ import logging
 from collections import defaultdict
 from decimal import Decimal
 
-import sqlalchemy as sa
 from sqlalchemy import Engine, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Session, col, select
 from tradebot.strategy.v1 import events_pb2
 
+from services.common import db
 from services.strategy import signals
 from services.strategy.models import BotRow, GroupCursorRow, PositionUpdateRow
 
 log = logging.getLogger("tradebot.strategy.journal")
+
+
+# A cursor only moves forward, whatever order the writes land in; one statement for all groups.
+ADVANCE_CURSORS = db.unnest_insert(
+    GroupCursorRow.__table__,  # type: ignore[attr-defined]
+    ["group_id", "evaluated_ms"],
+    "on conflict (group_id) do update"
+    " set evaluated_ms = greatest(group_cursor.evaluated_ms, excluded.evaluated_ms)",
+)
 
 
 class Journal:
@@ -72,14 +81,10 @@ class Journal:
             cursors[group_id] = max(candle_ms, cursors.get(group_id, candle_ms))
         with Session(self.engine) as session, session.begin():
             signals.record(session, [s for _, _, published in batch for s in published])
-            for group_id, candle_ms in cursors.items():
-                stmt = insert(GroupCursorRow).values(group_id=group_id, evaluated_ms=candle_ms)
-                session.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["group_id"],
-                        set_={"evaluated_ms": sa.func.greatest(GroupCursorRow.evaluated_ms, candle_ms)},
-                    )
-                )
+            moved = sorted(cursors.items())  # one lock order for every writer
+            session.connection().execute(
+                ADVANCE_CURSORS, {"group_id": [g for g, _ in moved], "evaluated_ms": [ms for _, ms in moved]}
+            )
 
     def record_signals(self, published: list[events_pb2.Signal]) -> None:
         """Signals published outside any group's candles (a stop's EXIT for a bot not evaluated here)."""
