@@ -17,10 +17,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy import text as sql
-from sqlalchemy.dialects import postgresql
 
+from services.common.db import columns, unnest_insert
 from services.execution import convert, models
 from services.execution.account_book import LINK_PREFIX
 from services.execution.exchange import AccountClient, ExchangeError
@@ -162,26 +161,10 @@ ORDERS: Any = models.Order.__table__  # type: ignore[attr-defined]
 OUTCOMES: Any = models.SignalOutcome.__table__  # type: ignore[attr-defined]
 
 
-def unnest_insert(table: Table, names: list[str]) -> Any:
-    """A multi-row INSERT of `names` with one array parameter per column (`insert ... select from
-    unnest(...)`): the driver adapts a column's list in one go, where an executemany or a multi-row
-    VALUES adapts and renders every value of every row (most of inserting a busy candle's orders)."""
-    dialect = postgresql.dialect()
-    arrays = ", ".join(f"cast(:{n} as {table.c[n].type.compile(dialect=dialect)}[])" for n in names)
-    return sql(f"insert into {table.name} ({', '.join(names)}) select * from unnest({arrays})")
-
-
 ORDER_COLUMNS = [c.name for c in ORDERS.c]
 INSERT_ORDERS = unnest_insert(ORDERS, ORDER_COLUMNS)
 OUTCOME_COLUMNS = ["tenant_id", "signal_id", "bot_id", "outcome", "order_id", "reason", "record_time"]
 INSERT_OUTCOMES = unnest_insert(OUTCOMES, OUTCOME_COLUMNS)
-
-
-def columns(rows: list[Any], names: list[str]) -> dict[str, list[Any]]:
-    """Rows (dicts or objects) as one list per column, the parameters of an `unnest_insert`."""
-    if rows and isinstance(rows[0], dict):
-        return {n: [row[n] for row in rows] for n in names}
-    return {n: [getattr(row, n) for row in rows] for n in names}
 
 
 @dataclass

@@ -13,7 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import String, any_, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, or_, select
 
 from services.execution import models, pnl, risk
@@ -49,6 +50,12 @@ def _rows(model: Any) -> Any:
     return select(*model.__table__.columns)
 
 
+def _among(column: Any, values: list[str]) -> Any:
+    """`column = any(<one text[] parameter>)`: an IN list would bind (and render) a parameter per
+    value, a thousand per query on a busy candle."""
+    return col(column) == any_(bindparam(None, values, type_=ARRAY(String)))
+
+
 def read_views(session: Session, keys: list[Key], caps: risk.Limits, now: datetime) -> list[View]:
     tenants = sorted({k.tenant_id for k in keys})
     S, Ord, B, K, L, P = (
@@ -62,30 +69,30 @@ def read_views(session: Session, keys: list[Key], caps: risk.Limits, now: dateti
     outcomes = {
         (o.tenant_id, o.signal_id): o
         for o in session.execute(
-            _rows(S).where(col(S.tenant_id).in_(tenants), col(S.signal_id).in_([k.signal_id for k in keys]))
+            _rows(S).where(_among(S.tenant_id, tenants), _among(S.signal_id, [k.signal_id for k in keys]))
         )
     }
     orders = {
         (o.tenant_id, o.order_link_id): o
         for o in session.exec(
             select(Ord).where(
-                col(Ord.tenant_id).in_(tenants), col(Ord.order_link_id).in_([k.order_link_id for k in keys])
+                _among(Ord.tenant_id, tenants), _among(Ord.order_link_id, [k.order_link_id for k in keys])
             )
         )
     }
-    bots = {b.bot_id: b for b in session.execute(_rows(B).where(col(B.bot_id).in_([k.bot_id for k in keys])))}
+    bots = {b.bot_id: b for b in session.execute(_rows(B).where(_among(B.bot_id, [k.bot_id for k in keys])))}
     switches = list(
         session.execute(
-            _rows(K).where(col(K.engaged), or_(K.scope == "GLOBAL", col(K.tenant_id).in_(tenants)))
+            _rows(K).where(col(K.engaged), or_(K.scope == "GLOBAL", _among(K.tenant_id, tenants)))
         )
     )
     limits: dict[tuple[str, str], Any] = {
-        (r.tenant_id, r.bot_id): r for r in session.execute(_rows(L).where(col(L.tenant_id).in_(tenants)))
+        (r.tenant_id, r.bot_id): r for r in session.execute(_rows(L).where(_among(L.tenant_id, tenants)))
     }
     modes = sorted({k.mode for k in keys})
     # Keyed by (tenant, mode): a tenant's PAPER account never counts toward its LIVE limits.
     positions: dict[tuple[str, str], dict[tuple[str, str], Any]] = {}
-    for p in session.execute(_rows(P).where(col(P.tenant_id).in_(tenants), col(P.mode).in_(modes))):
+    for p in session.execute(_rows(P).where(_among(P.tenant_id, tenants), _among(P.mode, modes))):
         positions.setdefault((p.tenant_id, p.mode), {})[(p.category, p.symbol)] = p
     params = {"tenants": tenants, "modes": modes}
     equity = {
@@ -109,6 +116,7 @@ def read_views(session: Session, keys: list[Key], caps: risk.Limits, now: dateti
     ):
         for tenant, mode, amount in session.execute(text(sql), {**params, "since": since}):
             today[(tenant, mode)] = today.get((tenant, mode), ZERO) + (amount or ZERO)
+    caps_only = risk.effective(caps, None, None)  # most tenants set no limits of their own
     views = []
     for key in keys:
         account = (key.tenant_id, key.mode)
@@ -124,9 +132,7 @@ def read_views(session: Session, keys: list[Key], caps: risk.Limits, now: dateti
                     if s.scope == "GLOBAL"
                     or (s.tenant_id == key.tenant_id and (s.scope == "TENANT" or s.bot_id == key.bot_id))
                 ],
-                limits=risk.effective(
-                    caps, limits.get((key.tenant_id, "")), limits.get((key.tenant_id, key.bot_id))
-                ),
+                limits=_limits(caps, caps_only, limits, key),
                 positions=held,
                 equity=equity.get(account),
                 today_net=today.get(account, ZERO),
@@ -134,3 +140,10 @@ def read_views(session: Session, keys: list[Key], caps: risk.Limits, now: dateti
             )
         )
     return views
+
+
+def _limits(
+    caps: risk.Limits, caps_only: risk.Limits, rows: dict[tuple[str, str], Any], key: Key
+) -> risk.Limits:
+    tenant, bot = rows.get((key.tenant_id, "")), rows.get((key.tenant_id, key.bot_id))
+    return caps_only if tenant is None and bot is None else risk.effective(caps, tenant, bot)
