@@ -133,7 +133,10 @@ class SignalIntake:
         bind_tenant(signal.tenant_id)
         delivered = raw.metadata.num_delivered if raw.metadata else 1
         try:
-            async with self._locks.setdefault(signal.tenant_id, asyncio.Lock()):
+            lock = self._locks.get(signal.tenant_id)
+            if lock is None:
+                lock = self._locks[signal.tenant_id] = asyncio.Lock()
+            async with lock:
                 await self.handle(
                     signal, redelivered=delivered > 1, wait_for_bot=delivered <= self.unknown_bot_retries
                 )
