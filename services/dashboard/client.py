@@ -40,6 +40,25 @@ DEFAULT_TIMEOUT = 10.0
 REFRESH_MARGIN_SECONDS = 30.0
 
 
+# Words of gRPC's own UNAVAILABLE details (the service was not reached or the connection broke), as
+# opposed to an UNAVAILABLE the service wrote for people.
+TRANSPORT_WORDS = (
+    "connect",
+    "socket",
+    "dns",
+    "goaway",
+    "stream removed",
+    "keepalive",
+    "broken pipe",
+    "ipv4:",
+)
+
+
+def _as_sentence(details: str) -> str:
+    sentence = details[0].upper() + details[1:]
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
+
+
 class PlatformError(Exception):
     """A call failed; `sentence` is safe and meant to be shown as it is."""
 
@@ -92,10 +111,13 @@ def plain_sentence(error: grpc.RpcError, service: str) -> PlatformError:
     if code == grpc.StatusCode.UNIMPLEMENTED:
         return NotAvailable(f"{feature} are not available yet.", code.name, service)
     if code == grpc.StatusCode.UNAVAILABLE:
-        reason = f" ({details})" if details and "connect" not in details.lower() else ""
-        return NotAvailable(
-            f"{feature} cannot be reached right now{reason}; try again in a moment.", code.name, service
-        )
+        if not details or any(word in details.lower() for word in TRANSPORT_WORDS):
+            return NotAvailable(
+                f"{feature} cannot be reached right now; try again in a moment.", code.name, service
+            )
+        # The service answered and says what it could not reach (Bybit, Vault, another service):
+        # "<service> cannot be reached" would send the person looking in the wrong place.
+        return NotAvailable(_as_sentence(details), code.name, service)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return PlatformError(f"{feature} took too long to answer; try again.", code.name, service)
     if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN) or not details:
@@ -105,9 +127,7 @@ def plain_sentence(error: grpc.RpcError, service: str) -> PlatformError:
             code.name,
             service,
         )
-    sentence = details[0].upper() + details[1:]
-    if not sentence.endswith((".", "!", "?")):
-        sentence += "."
+    sentence = _as_sentence(details)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return SessionEnded(sentence, code.name, service)
     return PlatformError(sentence, code.name, service)

@@ -83,7 +83,11 @@ def api() -> Api:
 def require() -> UserSession:
     session = current()
     if session is None:
-        st.rerun()
+        # app.py runs a page only for a session, so it ended during this run: say so and stop; the
+        # next run is the sign-in page. (A rerun would ask for this page again, and a page run on its
+        # own, as tests run them, would loop.)
+        st.info(st.session_state.get("notice") or "You are signed out; sign in again.")
+        st.stop()
     assert session is not None
     return session
 

@@ -29,6 +29,7 @@ from tradebot.execution.v1 import execution_service_pb2_grpc as ex_rpc
 from tradebot.strategy.v1 import events_pb2 as se
 from tradebot.strategy.v1 import strategy_service_pb2 as sp
 from tradebot.strategy.v1 import strategy_service_pb2_grpc as sp_rpc
+from tradebot.tenants.v1 import tenants_service_pb2 as pb
 
 from tests.dashboard.conftest import PASSWORD, Member, Slice
 from tests.dashboard.replay import LEAD_CANDLES, next_entry_bar
@@ -356,3 +357,55 @@ def test_a_client_runs_a_bot_from_the_browser(dash: Slice, browser: Browser, wid
         raise
     finally:
         context.close()
+
+
+def test_an_owner_downloads_their_data_and_deletes_the_account(dash: Slice, browser: Browser) -> None:
+    """The data rights end to end in a browser: the JSON file really downloads, and after the typed
+    name the organisation is gone and the browser is back on the sign-in page with the reason."""
+    owner = dash.new_tenant("leaving-browser")
+    context = browser.new_context(viewport=VIEWPORTS["desktop"], device_scale_factor=1, accept_downloads=True)
+    page = context.new_page()
+    steps = Steps(page, "data-rights")
+    try:
+        page.goto(dash.dashboard_url, wait_until="domcontentloaded")
+        form = page.get_by_test_id("stForm")
+        form.get_by_label("Email", exact=True).fill(owner.email)
+        form.get_by_label("Password", exact=True).fill(PASSWORD)
+        steps.button("Sign in", form).click()
+        overview = steps.main().get_by_role("heading", name="Overview", exact=True)
+        expect(overview).to_be_visible(timeout=WAIT_MS)
+        steps.go("Account")
+        page.get_by_role("tab", name="Your data").click()
+        steps.settle()
+        tenant_name = owner_tenant_name(dash, owner)
+        steps.says(f"Deletes the organisation “{tenant_name}”")
+        # One password confirmation counts for both actions for a few minutes.
+        page.get_by_label("Confirm with your password", exact=True).filter(visible=True).first.fill(PASSWORD)
+        page.keyboard.press("Enter")
+        steps.settle()
+        steps.button("Prepare my data").click()
+        steps.settle()
+        with page.expect_download(timeout=WAIT_MS) as download:
+            steps.button("Download my data").click()
+        saved = Path(download.value.path())
+        document = json.loads(saved.read_text())
+        assert document["tenant"]["name"] == tenant_name and document["users"][0]["email"] == owner.email
+        assert download.value.suggested_filename.endswith(".json")
+        steps.shot("data-downloaded")
+
+        steps.fill(f"Type the organisation's name, {tenant_name}, to confirm", tenant_name)
+        steps.button("Delete my account").click()
+        expect(page.get_by_role("heading", name="Sign in to Tradebot")).to_be_visible(timeout=WAIT_MS)
+        steps.says("Your organisation's account and its data were deleted.")
+        steps.shot("account-deleted")
+        with pytest.raises(grpc.RpcError):
+            dash.tenants.GetMe(pb.GetMeRequest(), metadata=owner.meta, timeout=10)
+    except Exception:
+        steps.shot("failure")
+        raise
+    finally:
+        context.close()
+
+
+def owner_tenant_name(dash: Slice, owner: Member) -> str:
+    return str(dash.tenants.GetMe(pb.GetMeRequest(), metadata=owner.meta, timeout=10).tenant.name)

@@ -1,5 +1,6 @@
 """Account: exchange keys (write-only), settings and risk limits, notifications, two-factor sign-in,
-API tokens and the team. Every change that the platform guards with step-up asks to re-authenticate."""
+API tokens, the team and the owner's data rights (download, delete). Every change that the platform
+guards with step-up asks to re-authenticate."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tradebot.common.v1 import common_pb2 as common
 from tradebot.execution.v1 import execution_service_pb2 as ex
 from tradebot.tenants.v1 import tenants_service_pb2 as tp
 
-from services.dashboard import session, widgets
+from services.dashboard import data_rights, session, widgets
 
 user = session.require()
 api = session.api()
@@ -18,6 +19,21 @@ ENVIRONMENTS = {
     "Testnet": tp.EXCHANGE_ENVIRONMENT_TESTNET,
     "Demo": tp.EXCHANGE_ENVIRONMENT_DEMO,
 }
+# Where the platform sends a stored key's requests (the status's `venue`, the platform's BYBIT_ENV).
+VENUES = {
+    "simulator": "simulator",
+    "testnet": "Bybit testnet",
+    "demo": "Bybit demo trading",
+    "mainnet": "Bybit mainnet",
+}
+
+
+def key_venue(status: tp.ExchangeCredentialsStatus) -> str:
+    """Where the key really points: the venue the platform reports, not the environment chosen when
+    it was stored (on the simulator a key stored as "Mainnet" never reaches Bybit)."""
+    if status.venue:
+        return VENUES.get(status.venue, status.venue)
+    return widgets.label(tp.ExchangeEnvironment, status.environment)
 
 
 def keys_tab() -> None:
@@ -25,9 +41,14 @@ def keys_tab() -> None:
     if status.present:
         st.markdown(
             f"Key `{status.masked_api_key}` · "  # in code style: the mask's asterisks are not emphasis
-            f"{widgets.label(tp.ExchangeEnvironment, status.environment)} · "
+            f"{key_venue(status)} · "
             f"{widgets.label(tp.CredentialsValidation, status.validation)}"
         )
+        if status.venue == "simulator":
+            st.caption(
+                "This platform trades on its exchange simulator: orders on this key never reach Bybit "
+                "and no real money moves."
+            )
         st.caption(
             f"Permissions: {', '.join(status.permissions) or '—'} · "
             f"checked {widgets.when(status.validate_time)}"
@@ -218,12 +239,17 @@ def team_tab() -> None:
 
 
 st.title("Account")
+
+
+def data_tab() -> None:
+    data_rights.data_tab(api, user)
+
+
 names = ["Exchange key", "Settings & limits", "Notifications", "Two-factor", "API tokens"]
+renders = [keys_tab, settings_tab, notifications_tab, totp_tab, tokens_tab]
 if user.is_owner:
-    names.append("Team")
-tabs = st.tabs(names)
-for tab, render in zip(
-    tabs, [keys_tab, settings_tab, notifications_tab, totp_tab, tokens_tab, team_tab], strict=False
-):
+    names += ["Team", "Your data"]
+    renders += [team_tab, data_tab]
+for tab, render in zip(st.tabs(names), renders, strict=True):
     with tab, widgets.shown_errors():
         render()
