@@ -277,12 +277,15 @@ def apply_execution(
     else:
         session.flush()
         _rebuild_book(session, pos)
+    pos.update_time = convert.now()
+    changes.fills.append(fill)
     if category == "spot":  # no exchange position: the book is the position
         pos.size, pos.entry_price = abs(pos.book_size), pos.book_avg_price
         pos.side = "" if not pos.book_size else ("Buy" if pos.book_size > 0 else "Sell")
-    pos.update_time = convert.now()
-    changes.fills.append(fill)
-    changes.positions.append(pos)
+        changes.positions.append(pos)
+    # A linear position is published from the exchange's position message (apply_position), which
+    # follows every execution that moves it: published here, an entry's position went out flat
+    # (the exchange's size not known yet) before it went out open (docs/decisions/0057).
 
 
 def apply_position(
