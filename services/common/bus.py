@@ -240,6 +240,19 @@ class Pipeline(Generic[C]):
             self._subscription = None
 
 
+async def decode(raw: Msg, message_type: type[M]) -> M | None:
+    """The message, or None when its bytes are not one: then it is terminated (never redelivered: no
+    retry can make it readable) and logged by subject (its content may be anything)."""
+    message = message_type()
+    try:
+        message.ParseFromString(raw.data)
+    except DecodeError:
+        log.error("undecodable message dropped", extra={"subject": raw.subject})
+        await raw.term()
+        return None
+    return message
+
+
 def _settle_stored(future: asyncio.Future[PubAck], reply: bytes) -> None:
     if not future.done():
         # orjson: one acknowledgement per published message; the standard parser was a tenth of the
@@ -393,12 +406,8 @@ class Bus:
         token = otel_context.attach(telemetry.extract(raw.headers))
         try:
             with self._tracer.start_as_current_span(f"consume {raw.subject}", kind=trace.SpanKind.CONSUMER):
-                message = message_type()
-                try:
-                    message.ParseFromString(raw.data)
-                except DecodeError:
-                    log.error("undecodable message dropped", extra={"subject": raw.subject})
-                    await raw.term()
+                message = await decode(raw, message_type)
+                if message is None:
                     return
                 try:
                     await handler(message, raw)

@@ -30,14 +30,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import nats
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
 
 from services.common import telemetry
-from services.common.bus import Bus
+from services.common.bus import Bus, decode
 
 log = logging.getLogger("tradebot.strategy.feed")
 M = TypeVar("M", bound=Message)
@@ -104,12 +104,8 @@ class PushedFeed:
         taken: list[Msg] = []
         links = []
         for raw in raws:
-            message = message_type()
-            try:
-                message.ParseFromString(raw.data)
-            except DecodeError:
-                log.error("undecodable message dropped", extra={"subject": raw.subject})
-                await raw.term()
+            message = await decode(raw, message_type)
+            if message is None:
                 continue
             messages.append(message)
             taken.append(raw)

@@ -106,6 +106,28 @@ async def test_a_consumer_keeps_consuming_after_an_idle_spell(infra: Infra) -> N
     await bus.drain()
 
 
+async def test_an_undecodable_message_is_dropped_once_and_the_next_one_is_handled(infra: Infra) -> None:
+    """Bytes that are not the stream's message type can never be handled: they are terminated (no
+    redelivery loop) and logged, and the consumer goes on with the next message."""
+    bus = await connect(infra)
+    subject = f"exec.position.tenant-{uuid.uuid4().hex}"
+    durable = f"junk-{uuid.uuid4().hex[:8]}"
+    seen: list[str] = []
+
+    async def handler(message: StringValue, raw: Msg) -> None:
+        seen.append(message.value)
+
+    await bus.js.publish(subject, b"\xff\xff not a protobuf", headers={"Nats-Msg-Id": f"{subject}-junk"})
+    await bus.publish(subject, StringValue(value="after the junk"), msg_id=f"{subject}-good")
+    bus.consume("EXECUTION", durable, subject, StringValue, handler, ack_wait_seconds=1)
+    await eventually(lambda: seen == ["after the junk"], 10, "the good message")
+    await asyncio.sleep(2.5)  # past the ack wait: a junk message left unacknowledged would come back
+    info = await bus.js.consumer_info("EXECUTION", durable)
+    assert (info.num_ack_pending, info.num_redelivered, info.num_pending) == (0, 0, 0), info
+    assert seen == ["after the junk"]
+    await bus.drain()
+
+
 async def test_a_concurrent_consumer_runs_handlers_at_once_and_retry_brings_a_message_back(
     infra: Infra,
 ) -> None:
