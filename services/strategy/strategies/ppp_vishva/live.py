@@ -19,19 +19,6 @@ _BOT_PARAMS = (
     "ha_confirm",
     "sl_atr_mult",
 )
-# Columns the rules read, gathered from groups to bots each step.
-_READ = (
-    "ema",
-    "ut_buy",
-    "ut_sell",
-    "ewo",
-    "ha_open",
-    "ha_close",
-    "atr_sl",
-    "stochrsi_k",
-    "stochrsi_d",
-    "ut_stop",
-)
 # The columns `decide` reads, in the order it unpacks them.
 _DECIDE_COLUMNS = (
     "ema",
@@ -44,6 +31,8 @@ _DECIDE_COLUMNS = (
     "stochrsi_k",
     "stochrsi_d",
 )
+# The columns an entry's reasons show (the stop UT Bot trails, besides what the rules read).
+_READ = (*_DECIDE_COLUMNS, "ut_stop")
 
 
 class PPPLiveKernel:
