@@ -45,9 +45,12 @@ def test_a_key_on_the_simulator_is_shown_as_the_simulator(dash: Slice, app_env: 
         open_account(dash.simulator, "venue"),
         environment=pb.EXCHANGE_ENVIRONMENT_MAINNET,
     )
-    shown = texts(account_page(owner))
+    app = account_page(owner)
+    shown = texts(app)
     assert " · simulator · valid" in shown, shown
     assert "never reach Bybit" in shown and "mainnet" not in shown.lower(), shown
+    # Nor does a picker still read "Mainnet" next to the rotation form.
+    assert not [box for box in app.selectbox if box.key == "api_env"]
 
 
 @pytest.fixture

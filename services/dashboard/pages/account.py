@@ -63,7 +63,8 @@ def keys_tab() -> None:
     with st.form("keys", clear_on_submit=True):
         key = st.text_input("API key", type="password", key="api_key")
         secret = st.text_input("API secret", type="password", key="api_secret")
-        environment = st.selectbox("Environment", list(ENVIRONMENTS), disabled=status.present, key="api_env")
+        # A rotation keeps where the key points (shown above), so only a first key chooses.
+        environment = "" if status.present else st.selectbox("Environment", list(ENVIRONMENTS), key="api_env")
         submitted = st.form_submit_button(action, type="primary")
     code = session.reauthenticate("keys")
     if submitted and code is None:
