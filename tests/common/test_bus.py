@@ -22,7 +22,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.common import bus as bus_module
-from services.common.bus import STREAMS, Bus, Pipeline
+from services.common.bus import STREAMS, Bus
+from services.common.pipeline import Pipeline
 from services.devstack.nats import EmbeddedNats
 from tests.helpers.infra import Infra
 
