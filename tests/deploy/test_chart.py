@@ -195,10 +195,11 @@ def test_strategy_and_execution_start_with_one_replica() -> None:
         assert config["autoscaling"]["enabled"] is False
 
 
-def test_only_execution_and_marketdata_reach_bybit() -> None:
+def test_only_execution_marketdata_and_tenants_reach_bybit() -> None:
     reach = {name for name in COMPONENTS if values()[name]["uses"]["bybit"]}
-    # execution trades (and alone reads keys); marketdata reads the public candles and tickers.
-    assert reach == {"execution", "marketdata"}
+    # execution trades (and alone reads keys back); marketdata reads the public candles and tickers;
+    # tenants checks a key with Bybit before storing it (else every key is refused as unchecked).
+    assert reach == {"execution", "marketdata", "tenants"}
 
 
 # -- Vault ---------------------------------------------------------------------------------------------
@@ -465,7 +466,7 @@ def test_rendered_chart(overrides: dict[str, Any] | None) -> None:
         for rule in p["spec"].get("egress", [])
         if any(port.get("port") == 443 for port in rule["ports"])
     }
-    assert reaching_443 == (set() if overrides is None else {"execution", "marketdata"})
+    assert reaching_443 == (set() if overrides is None else {"execution", "marketdata", "tenants"})
 
 
 # Every gRPC call one service makes to another (the *_ADDR settings each one reads). A call the
