@@ -105,9 +105,14 @@ async def test_a_restart_an_hour_later_publishes_what_it_missed_once_in_order(
     await service.start()
     await asyncio.sleep(1.0)
     await advance(sim, 3)
-    for interval, minutes in (("1", 1), ("5", 5)):
-        events = await settle(js, sim, symbol, interval, minutes)
-        assert_exactly_once_in_order(sim, symbol, interval, events, minutes)
+    try:
+        for interval, minutes in (("1", 1), ("5", 5)):
+            events = await settle(js, sim, symbol, interval, minutes)
+            assert_exactly_once_in_order(sim, symbol, interval, events, minutes)
+    except AssertionError as failed:
+        # Rare under a loaded full suite and never seen alone: keep what the service did to tell why.
+        log = (service.logs / f"marketdata-{service.schema}.log").read_text().splitlines()
+        raise AssertionError(f"{failed}\nservice log (last 60 lines):\n" + "\n".join(log[-60:])) from None
 
 
 async def test_a_silent_feed_turns_health_not_serving_and_back(
