@@ -15,6 +15,7 @@ from services.common.context import Principal, Role
 from services.common.convert import time_range
 from services.common.errors import InvalidArgument, PermissionDenied
 from services.execution import convert, models, risk
+from services.execution.accounts import Accounts
 from services.execution.rpc_base import Base
 
 log = logging.getLogger("tradebot.execution.rpc_risk")
@@ -149,49 +150,54 @@ class RiskRpc(Base):
         return pb.SetKillSwitchResponse(kill_switch=convert.kill_switch_pb(row))
 
     async def _flatten(self, tenant: str, bot_id: str) -> None:
-        """Cancel open orders and close positions in scope (best effort; failures are logged)."""
-        try:
-            client = await self.deps.accounts.ensure_ready(tenant)
-            if client is None:
-                return
-            Ord, P = models.Order, models.Position
+        """Cancel open orders and close positions in scope, on the LIVE and the PAPER account alike
+        (best effort; failures are logged, and one account's failure does not spare the other)."""
+        for mode, accounts in (("LIVE", self.deps.accounts), ("PAPER", self.deps.paper)):
+            if accounts is None:
+                continue
+            try:
+                await self._flatten_account(accounts, tenant, bot_id, mode)
+            except Exception:
+                log.exception(
+                    "closing positions after a kill switch failed", extra={"tenant_id": tenant, "mode": mode}
+                )
 
-            def scope(session: Session) -> tuple[list[models.Order], list[models.Position]]:
-                orders = select(Ord).where(
-                    Ord.tenant_id == tenant,
-                    Ord.mode == "LIVE",
-                    col(Ord.status).in_(("New", "PartiallyFilled", "Untriggered")),
-                    col(Ord.external).is_(False),
-                )
-                positions = select(P).where(P.tenant_id == tenant, P.size != 0, P.mode == "LIVE")
-                if bot_id:
-                    orders, positions = (
-                        orders.where(Ord.bot_id == bot_id),
-                        positions.where(P.bot_id == bot_id),
-                    )
-                return list(session.exec(orders).all()), list(session.exec(positions).all())
+    async def _flatten_account(self, accounts: Accounts, tenant: str, bot_id: str, mode: str) -> None:
+        Ord, P = models.Order, models.Position
 
-            orders, positions = await self.deps.store.run(scope)
-            for order in orders:
-                await client.call(
-                    "cancel_order",
-                    category=order.category,
-                    symbol=order.symbol,
-                    orderId=order.exchange_order_id,
-                )
-            for position in positions:
-                await client.call(
-                    "place_order",
-                    category=position.category,
-                    symbol=position.symbol,
-                    side="Sell" if position.side == "Buy" else "Buy",
-                    orderType="Market",
-                    qty=convert.text(position.size),
-                    reduceOnly=True,
-                    positionIdx=position.position_idx,
-                )
-        except Exception:
-            log.exception("closing positions after a kill switch failed", extra={"tenant_id": tenant})
+        def scope(session: Session) -> tuple[list[models.Order], list[models.Position]]:
+            orders = select(Ord).where(
+                Ord.tenant_id == tenant,
+                Ord.mode == mode,
+                col(Ord.status).in_(("New", "PartiallyFilled", "Untriggered")),
+                col(Ord.external).is_(False),
+            )
+            positions = select(P).where(P.tenant_id == tenant, P.size != 0, P.mode == mode)
+            if bot_id:
+                orders, positions = orders.where(Ord.bot_id == bot_id), positions.where(P.bot_id == bot_id)
+            return list(session.exec(orders).all()), list(session.exec(positions).all())
+
+        orders, positions = await self.deps.store.run(scope)
+        if not orders and not positions:
+            return  # nothing to do: in particular, no paper account is opened for a kill switch
+        client = await accounts.ensure_ready(tenant)
+        if client is None:
+            return
+        for order in orders:
+            await client.call(
+                "cancel_order", category=order.category, symbol=order.symbol, orderId=order.exchange_order_id
+            )
+        for position in positions:
+            await client.call(
+                "place_order",
+                category=position.category,
+                symbol=position.symbol,
+                side="Sell" if position.side == "Buy" else "Buy",
+                orderType="Market",
+                qty=convert.text(position.size),
+                reduceOnly=True,
+                positionIdx=position.position_idx,
+            )
 
     async def ListKillSwitches(
         self, request: pb.ListKillSwitchesRequest, context: Any

@@ -23,6 +23,8 @@ from services.execution.rpc_base import Base
 
 LINK_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 Ord, F, P = models.Order, models.Fill, models.Position
+# Both modes close the same way; only the account differs (LIVE: the tenant's keys, PAPER: paper.py).
+CLOSABLE_MODES = {common.TRADING_MODE_LIVE: "LIVE", common.TRADING_MODE_PAPER: "PAPER"}
 
 
 def _mode(value: int) -> str | None:
@@ -206,15 +208,16 @@ class TradingRpc(Base):
             raise InvalidArgument("must be SPOT or LINEAR", field="category")
         if not request.symbol:
             raise InvalidArgument("is required", field="symbol")
-        if request.mode != common.TRADING_MODE_LIVE:
-            raise InvalidArgument("only LIVE positions are closed by this service today", field="mode")
+        mode = CLOSABLE_MODES.get(request.mode)
+        if mode is None:
+            raise InvalidArgument("must be LIVE or PAPER", field="mode")
         if request.request_id and not LINK_ID.match(request.request_id):
             raise InvalidArgument("must be 1-36 characters of A-Z a-z 0-9 _ -", field="request_id")
         link = request.request_id or f"{LINK_PREFIX}close-{uuid.uuid4().hex[:24]}"
-        existing = await self.deps.store.run(lambda s: account_book.find_order(s, tenant, "LIVE", "", link))
+        existing = await self.deps.store.run(lambda s: account_book.find_order(s, tenant, mode, "", link))
         if existing is not None:
             return pb.ClosePositionResponse(order=convert.order_pb(existing))
-        position = await self.deps.store.run(lambda s: s.get(P, (tenant, category, request.symbol, "LIVE")))
+        position = await self.deps.store.run(lambda s: s.get(P, (tenant, category, request.symbol, mode)))
         if position is None or not position.size:
             raise NotFound(f"no open {request.symbol} position in your account")
         qty = position.size
@@ -231,7 +234,7 @@ class TradingRpc(Base):
                 raise InvalidArgument(
                     f"{request.qty} rounds down to nothing at the instrument's qty step", field="qty"
                 )
-        client = await self._client(tenant)
+        client = await self._client(tenant, mode)  # PAPER: the tenant's paper account on the simulator
         now = convert.now()
         order = models.Order(
             id=str(uuid.uuid4()),
@@ -243,6 +246,8 @@ class TradingRpc(Base):
             side="Sell" if position.side == "Buy" else "Buy",
             qty=qty,
             reduce_only=True,
+            mode=mode,
+            position_idx=position.position_idx,
             status="PendingSubmit",
             create_time=now,
             update_time=now,
