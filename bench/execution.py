@@ -37,6 +37,7 @@ from typing import Any
 
 TENANTS = 1_000
 SYMBOL = "BENCHUSDT"
+FLOOR_ORDERS = 300  # pybit alone, one order after another: what the client library costs per order
 
 
 def run_simulator(pipe: Connection) -> None:
@@ -54,7 +55,7 @@ def run_simulator(pipe: Connection) -> None:
             )
         )
         await sim.start()
-        keys = [sim.create_account({"USDT": "10000"}) for _ in range(2 * TENANTS)]
+        keys = [sim.create_account({"USDT": "10000"}) for _ in range(2 * TENANTS + FLOOR_ORDERS)]
         pipe.send(
             (sim.http_url, [(k.key, k.secret, k.uid) for k in keys], str(sim.venue.market.price(SYMBOL)))
         )
@@ -90,6 +91,31 @@ def run_publisher(pipe: Connection) -> None:
         await bus.drain()
 
     asyncio.run(publish())
+
+
+def pybit_floor(sim_url: str, keys: list[tuple[str, str, int]]) -> float:
+    """CPU milliseconds this process spends in pybit per accepted order, with sessions made and warmed
+    as the service makes them (one per account, keep-alive, proxies resolved once), one order at a
+    time in one thread: no thread pool, event loop, database or NATS. A lower bound on the service's
+    CPU per signal, which the goal's 1,000 orders a second must fit beside the exchange's own."""
+    from services.common.bybit import BybitEnv, BybitVenue
+    from services.execution.budget import RequestBudget
+    from services.execution.exchange import Exchange
+
+    exchange = Exchange(BybitVenue(BybitEnv.SIMULATOR, sim_url), RequestBudget(10**9, 5.0), 1, 10.0)
+    try:
+        sessions = [exchange.account(str(uid), key, secret).session for key, secret, uid in keys]
+        for session in sessions:
+            session.get_server_time()  # the connection is open, as after the account's reconciliation
+        started = time.process_time()
+        for n, session in enumerate(sessions):
+            session.place_order(
+                category="linear", symbol=SYMBOL, side="Buy", orderType="Market", qty="0.1",
+                orderLinkId=f"floor-{n}",
+            )  # fmt: skip
+        return 1000 * (time.process_time() - started) / len(sessions)
+    finally:
+        exchange.close()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -224,7 +250,10 @@ def main() -> None:
         infra = start_infra(Path(folder))
         try:
             ours = asyncio.run(one_run(infra, sim_url, keys[:TENANTS], Decimal(price), 1024, simulator.pid))
-            baseline = asyncio.run(one_run(infra, sim_url, keys[TENANTS:], Decimal(price), 1, simulator.pid))
+            baseline = asyncio.run(
+                one_run(infra, sim_url, keys[TENANTS : 2 * TENANTS], Decimal(price), 1, simulator.pid)
+            )
+            floor = pybit_floor(sim_url, keys[2 * TENANTS :])
         finally:
             infra.stop()
             simulator.terminate()
@@ -256,6 +285,12 @@ def main() -> None:
                 "value": ours["cpu_ms_per_signal"],
                 "baseline": baseline["cpu_ms_per_signal"],
                 "ratio": round(baseline["cpu_ms_per_signal"] / ours["cpu_ms_per_signal"], 2),
+            },
+            "pybit_client_cpu_ms_per_order": {
+                "value": round(floor, 3),
+                "service_cpu_ratio": round(ours["cpu_ms_per_signal"] / floor, 2),
+                "note": "pybit alone, warm sessions configured as the service's, one order at a time in "
+                "one thread: the floor under the service's CPU per signal",
             },
             "exchange_cpu_ms_per_order": {
                 "value": ours["exchange_cpu_ms_per_order"],
