@@ -23,6 +23,7 @@ from sqlmodel import Session, select
 from services.common.bybit import BybitVenue
 from services.execution import models
 from services.execution.account_stream import AccountStream, StreamWorkers
+from services.execution.brackets import Brackets
 from services.execution.credentials import ApiKey, CredentialCache
 from services.execution.events import Events
 from services.execution.exchange import INVALID_KEY, AccountClient, Exchange, ExchangeError
@@ -68,6 +69,8 @@ class Accounts:
         self._background: set[asyncio.Task[None]] = set()
         self._stopped = False  # no background work is started once stopping has begun
         self._erased: set[str] = set()  # tenants whose data was deleted (data_rights.py)
+        # Moves filled entries' stop and target to the fill after each reconciliation (brackets.py).
+        self.brackets: Brackets | None = None
 
     def _state(self, tenant_id: str) -> TenantAccount:
         return self.tenants.setdefault(tenant_id, TenantAccount())
@@ -157,6 +160,15 @@ class Accounts:
                 return
             changes = await self.reconciler.run(tenant_id, self.mode, client)
         await self.events.changes(changes)
+        if self.brackets is not None:
+            try:
+                await self.brackets.settle(tenant_id, self.mode, client)
+            except Exception as error:  # the entries stay pending; the next reconciliation retries
+                log.warning(
+                    "fill-based stop and target not set yet: %s",
+                    getattr(error, "message", type(error).__name__),
+                    extra={"tenant_id": tenant_id, "mode": self.mode},
+                )
 
     async def _restart_stream(self, tenant_id: str, key: ApiKey) -> None:
         if not self.streams_enabled:

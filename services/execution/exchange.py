@@ -92,6 +92,7 @@ ENDPOINTS = {
     "get_positions": "position/list",
     "get_wallet_balance": "account/wallet-balance",
     "set_leverage": "position/set-leverage",
+    "set_trading_stop": "position/trading-stop",
     "get_instruments_info": "market/instruments-info",
 }
 

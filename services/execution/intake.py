@@ -29,7 +29,7 @@ from tradebot.strategy.v1 import events_pb2 as sig
 
 from services.common.bus import Bus, Retry
 from services.common.context import bind_tenant
-from services.execution import account_book, convert, models, risk
+from services.execution import account_book, brackets, convert, models, risk
 from services.execution.account_book import Changes
 from services.execution.accounts import Accounts
 from services.execution.events import Events
@@ -487,6 +487,12 @@ def _order(
     stop_loss: Decimal | None = None,
 ) -> models.Order:
     now = convert.now()
+    order_take = take_profit if category == "linear" else None
+    order_stop = stop_loss if category == "linear" else None
+    # The signal's distances, to move the levels to the fill once it is known (brackets.py).
+    stop_gap, target_gap = brackets.distances(
+        signal.reference_price, signal.stop_loss, signal.take_profit, order_stop, order_take
+    )
     # Built without validation (every field is computed right here; validating took a tenth of a
     # signal's CPU) and stored with a Core INSERT (orders.insert_orders), never through a Session.
     # Every field is given: model_construct copies the default of each one left out.
@@ -505,8 +511,8 @@ def _order(
         qty=qty,
         price=None,
         reduce_only=reduce_only,
-        take_profit=take_profit if category == "linear" else None,
-        stop_loss=stop_loss if category == "linear" else None,
+        take_profit=order_take,
+        stop_loss=order_stop,
         status="PendingSubmit",
         reject_reason="",
         cum_exec_qty=ZERO,
@@ -523,6 +529,10 @@ def _order(
         update_time=now,
         exchange_update_ms=0,
         revision=0,
+        stop_distance=stop_gap,
+        target_distance=target_gap,
+        bracket_time=None,
+        bracket_note="",
     )
 
 

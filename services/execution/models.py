@@ -74,6 +74,13 @@ class Order(Model, table=True):
     update_time: datetime = _ts(False)
     exchange_update_ms: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False))
     revision: int = 0  # bumped on every change; part of the OrderEvent id
+    # An entry's stop and target as the signal's distances from its reference price: once the entry
+    # fills, the position's levels are moved to fill -/+ these (brackets.py, decision 0037).
+    stop_distance: Decimal | None = _money(None)
+    target_distance: Decimal | None = _money(None)
+    # When the fill-based levels were settled (set, or found needless); NULL while still to do.
+    bracket_time: datetime | None = _ts()
+    bracket_note: str = ""  # what became of them: "set", or why they were not
 
 
 class Fill(Model, table=True):

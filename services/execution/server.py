@@ -26,8 +26,10 @@ from services.common.runtime import ServiceRuntime
 from services.common.settings import ServiceSettings, SettingsError
 from services.common.vault import SecretStore, vault_client
 from services.execution import risk
+from services.execution.account_book import Changes
 from services.execution.account_stream import StreamWorkers
 from services.execution.accounts import Accounts
+from services.execution.brackets import Brackets
 from services.execution.budget import RequestBudget
 from services.execution.credentials import CredentialCache
 from services.execution.events import Events
@@ -145,6 +147,7 @@ class Execution:
     intake: SignalIntake
     tenant_events: TenantEvents
     servicer: ExecutionServicer
+    brackets: Brackets | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, bus: Bus | None) -> None:
@@ -192,6 +195,8 @@ class Execution:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(self.accounts.stop(), self.paper.stop()), 15.0)
         await self.workers.stop()
+        if self.brackets is not None:
+            await self.brackets.stop()
         self.exchange.close()
         self.store.close()
 
@@ -215,7 +220,14 @@ async def build(settings: Settings, bus: Bus | None, stepup: StepUp | None = Non
     events = Events(bus)
     secrets = (lambda: SecretStore(vault_client(settings))) if settings.vault_addr else None
     credentials = CredentialCache(secrets, settings.execution_credentials_ttl_seconds)
-    workers = StreamWorkers(store, events.changes)
+    instruments = InstrumentCache(exchange, 300.0)
+    brackets = Brackets(store, instruments, events)
+
+    async def publish(changes: Changes) -> None:
+        await events.changes(changes)
+        brackets.notice(changes)  # an entry that has just filled gets its fill-based stop and target
+
+    workers = StreamWorkers(store, publish)
     reconciler = Reconciler(store)
     accounts = Accounts(
         venue=venue,
@@ -262,7 +274,8 @@ async def build(settings: Settings, bus: Bus | None, stepup: StepUp | None = Non
         settings.execution_breaker_cooldown_seconds,
     )
     placer = OrderPlacer(breaker, settings.execution_order_deadline_seconds)
-    instruments = InstrumentCache(exchange, 300.0)
+    brackets.accounts = {"LIVE": accounts, "PAPER": paper}
+    accounts.brackets = paper.brackets = brackets
     caps = settings.caps()
     intake = SignalIntake(
         store=store,
@@ -290,6 +303,7 @@ async def build(settings: Settings, bus: Bus | None, stepup: StepUp | None = Non
         intake=intake,
         tenant_events=TenantEvents(store, accounts, paper),
         servicer=ExecutionServicer(deps),
+        brackets=brackets,
     )
 
 
