@@ -178,11 +178,12 @@ class RiskRpc(Base):
             return list(session.exec(orders).all()), list(session.exec(positions).all())
 
         orders, positions = await self.deps.store.run(scope)
-        if not orders and not positions:
-            return  # nothing to do: in particular, no paper account is opened for a kill switch
+        if not orders and not positions and tenant not in accounts.tenants:
+            return  # never traded on this account: in particular, no paper account is opened for it
         client = await accounts.ensure_ready(tenant)
         if client is None:
             return
+        orders, positions = await self.deps.store.run(scope)  # as reconciliation left them
         for order in orders:
             await client.call(
                 "cancel_order", category=order.category, symbol=order.symbol, orderId=order.exchange_order_id
