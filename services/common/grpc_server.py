@@ -167,7 +167,12 @@ def _code_of(error: Exception, context: grpc.aio.ServicerContext) -> str:
 def build_server(
     verifier: TokenVerifier | None, public_methods: Iterable[str]
 ) -> tuple[grpc.aio.Server, HealthServicer]:
-    server = grpc.aio.server(interceptors=[RuntimeInterceptor(verifier, public_methods)])
+    # gRPC binds with SO_REUSEPORT by default: a second service given the same port would start too and
+    # the kernel would split connections between the two (a caller of one reaching the other). Bind
+    # exclusively, so a taken port stops the service instead.
+    server = grpc.aio.server(
+        interceptors=[RuntimeInterceptor(verifier, public_methods)], options=[("grpc.so_reuseport", 0)]
+    )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     return server, health

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from services.common.grpc_server import build_server, enable_reflection
 from services.common.jwks import tenants_jwks_fetcher
 from services.common.logs import configure_logging
 from services.common.service_identity import ServiceCredentials
-from services.common.settings import ServiceSettings, load_settings
+from services.common.settings import ServiceSettings, SettingsError, load_settings
 from services.common.signing import TransitSigner, service_key
 from services.common.vault import vault_client
 
@@ -163,7 +164,16 @@ async def serve(
     )
     await setup(runtime)
     enable_reflection(server, runtime.service_names)
-    grpc_port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    address = f"{settings.grpc_host}:{settings.grpc_port}"
+    try:
+        grpc_port = server.add_insecure_port(address)
+    except RuntimeError:
+        print(
+            f"{name}: cannot listen on GRPC_PORT {settings.grpc_port} ({address}): another process holds it",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SettingsError(2) from None
     waiting_for_keys = None
     if verifier is not None and not token_issuer:
         # NOT_SERVING before the port opens (gRPC's health servicer starts out SERVING).

@@ -97,18 +97,29 @@ def http_healthy(url: str) -> bool:
         return False
 
 
-def pick_port(preferred: int) -> int:
-    """The preferred port when it is free (stable addresses for people), else any free port."""
-    if preferred and not port_open("127.0.0.1", preferred) and bindable("127.0.0.1", preferred):
+def pick_port(preferred: int, taken: set[int] | None = None) -> int:
+    """The preferred port when it is free (stable addresses for people), else any free port; never one
+    in `taken`. A port handed out by the kernel is free again once its probe socket closes, so two
+    picks for services not yet started can return the same one."""
+    taken = set() if taken is None else taken
+    free = not port_open("127.0.0.1", preferred) and bindable("127.0.0.1", preferred) if preferred else False
+    if free and preferred not in taken:
+        taken.add(preferred)
         return preferred
-    return free_port()
+    while (port := free_port()) in taken:
+        pass
+    taken.add(port)
+    return port
 
 
 def plan_services(
     infra_env: dict[str, str], logs: Path, vault_tokens: dict[str, str], *, base_port: int = 50051
 ) -> list[ServiceProcess]:
     """The four gRPC services and the dashboard, wired to each other and to the infrastructure."""
-    ports = {name: pick_port(base_port + i if base_port else 0) for i, name in enumerate(GRPC_SERVICES)}
+    taken: set[int] = set()
+    ports = {
+        name: pick_port(base_port + i if base_port else 0, taken) for i, name in enumerate(GRPC_SERVICES)
+    }
     addresses = {f"{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()}
     services = []
     for name in GRPC_SERVICES:
@@ -120,7 +131,7 @@ def plan_services(
             "VAULT_TOKEN": vault_tokens.get(name, ""),
         }
         services.append(ServiceProcess(name, env, logs, ports[name]))
-    dashboard_port = pick_port(8501 if base_port else 0)
+    dashboard_port = pick_port(8501 if base_port else 0, taken)
     dashboard_env = {**addresses, "DASHBOARD_PORT": str(dashboard_port), "METRICS_PORT": "0"}
     services.append(ServiceProcess("dashboard", dashboard_env, logs, dashboard_port, kind="http"))
     return services

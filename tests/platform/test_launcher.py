@@ -14,6 +14,7 @@ import hvac
 import psycopg2
 import pytest
 
+from services.devstack import platform
 from services.devstack.openbao import EmbeddedOpenBao
 from services.devstack.platform import REPO
 from services.devstack.postgres import EmbeddedPostgres
@@ -117,3 +118,19 @@ def test_launcher_brings_everything_up_and_a_second_run_keeps_the_data(tmp_path:
     finally:
         bao.stop()
         postgres.stop()
+
+
+def test_the_services_get_distinct_ports_when_the_kernel_hands_one_out_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port probed free is free again once the probe closes, so the kernel can hand the same one to two
+    services not yet started (it happened in CI: strategy and execution on one port, gRPC's SO_REUSEPORT
+    let both bind, and execution's callers reached strategy). Which port the kernel returns cannot be
+    forced, so the probe is replaced by one that repeats itself."""
+    handed = iter([41001, 41001, 41002, 41002, 41003, 41004, 41004, 41005, 41006])
+    monkeypatch.setattr(platform, "free_port", lambda host="127.0.0.1": next(handed))
+    services = platform.plan_services({}, tmp_path, {}, base_port=0)
+    ports = [service.port for service in services]
+    assert len(set(ports)) == len(ports) == 5, ports
+    addresses = {k: v for k, v in services[0].env.items() if k.endswith("_ADDR")}
+    assert sorted(int(a.rsplit(":", 1)[1]) for a in addresses.values()) == sorted(ports[:4])

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -112,3 +113,29 @@ def test_a_malformed_setting_stops_the_service_naming_it(module: str, variable: 
     assert variable in result.stderr
     assert repr(value) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_port_another_grpc_server_holds_stops_the_service_naming_it(tmp_path: Path) -> None:
+    """gRPC binds with SO_REUSEPORT by default, so a second server on a taken port would start and share
+    the port's connections with the first (calls meant for one answered by the other). The runtime binds
+    exclusively: the service stops and names the port."""
+    holder = grpc.server(ThreadPoolExecutor(1))  # another service, with gRPC's default socket options
+    port = holder.add_insecure_port("127.0.0.1:0")
+    holder.start()
+    try:
+        env = {**os.environ, "GRPC_PORT": str(port), "READY_FILE": str(tmp_path / "ready.json")}
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.platform.slow_service"],
+            check=False,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+        assert f"GRPC_PORT {port}" in result.stderr and "another process holds it" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (tmp_path / "ready.json").exists()
+    finally:
+        holder.stop(None)
