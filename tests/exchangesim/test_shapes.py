@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,10 +138,14 @@ def _auth_message(key: Any) -> str:
     return json.dumps({"op": "auth", "args": [key.key, expires, sig]})
 
 
-async def _collect(ws: aiohttp.ClientWebSocketResponse, seconds: float = 0.3) -> list[dict[str, Any]]:
+async def _collect(
+    ws: aiohttp.ClientWebSocketResponse, done: Callable[[list[dict[str, Any]]], bool], within: float = 15.0
+) -> list[dict[str, Any]]:
+    """Messages until `done` holds for them (or `within` seconds pass: the assertions then say what is
+    missing). A fixed listening time was too short under a loaded CI machine."""
     out: list[dict[str, Any]] = []
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
+    deadline = asyncio.get_running_loop().time() + within
+    while not done(out):
         left = deadline - asyncio.get_running_loop().time()
         if left <= 0:
             return out
@@ -151,11 +156,32 @@ async def _collect(ws: aiohttp.ClientWebSocketResponse, seconds: float = 0.3) ->
         if msg.type != aiohttp.WSMsgType.TEXT:
             return out
         out.append(json.loads(msg.data))
+    return out
+
+
+def _matches(message: dict[str, Any], prefix: str, kind: str | None = None) -> bool:
+    return str(message.get("topic", "")).startswith(prefix) and (kind is None or message.get("type") == kind)
+
+
+def _has(messages: list[dict[str, Any]], prefix: str, kind: str | None = None) -> bool:
+    return any(_matches(m, prefix, kind) for m in messages)
+
+
+def _public_done(messages: list[dict[str, Any]]) -> bool:
+    confirmed = any(
+        d["confirm"] for m in messages if str(m.get("topic", "")).startswith("kline.") for d in m["data"]
+    )
+    wanted = [("tickers.", "snapshot"), ("orderbook.", "snapshot"), ("orderbook.", "delta")]
+    return confirmed and _has(messages, "publicTrade.") and all(_has(messages, *w) for w in wanted)
+
+
+def _private_done(messages: list[dict[str, Any]]) -> bool:
+    return all(_has(messages, topic) for topic in ("order", "execution", "position", "wallet"))
 
 
 def _by_topic(messages: list[dict[str, Any]], prefix: str, kind: str | None = None) -> dict[str, Any]:
     for m in messages:
-        if str(m.get("topic", "")).startswith(prefix) and (kind is None or m.get("type") == kind):
+        if _matches(m, prefix, kind):
             return m
     raise AssertionError(
         f"no {prefix} {kind or ''} message among {[m.get('topic') or m.get('op') for m in messages]}"
@@ -189,7 +215,9 @@ async def test_stream_shapes(sim: Simulator, http: aiohttp.ClientSession) -> Non
                 {"op": "subscribe", "req_id": "p1", "args": ["order", "execution", "position", "wallet"]}
             )
         )
-        await asyncio.sleep(0.1)
+        # Both subscriptions answered before anything happens, so nothing is published to nobody.
+        public = await _collect(pub, lambda ms: sum(m.get("op") == "subscribe" for m in ms) == 2)
+        private = await _collect(priv, lambda ms: any(m.get("op") == "subscribe" for m in ms))
         await post(
             http,
             sim.http_url,
@@ -198,8 +226,8 @@ async def test_stream_shapes(sim: Simulator, http: aiohttp.ClientSession) -> Non
             {"category": "linear", "symbol": "SOLUSDT", "side": "Buy", "orderType": "Market", "qty": "2"},
         )
         sim.clock.step_candles(1)
-        public = await _collect(pub)
-        private = await _collect(priv)
+        public += await _collect(pub, lambda ms: _public_done(public + ms))
+        private += await _collect(priv, lambda ms: _private_done(private + ms))
 
     acks = [m for m in public if m.get("op") == "subscribe"]
     same_shape(acks[0], sample("ws_subscription_ack"))
