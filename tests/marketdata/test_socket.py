@@ -163,3 +163,29 @@ async def test_a_frame_that_is_not_utf8_reaches_no_callback(
         ]
     finally:
         await asyncio.to_thread(close, fast)
+
+
+async def test_an_answer_read_before_pybit_noted_its_subscription_keeps_the_socket(
+    rogue_exchange: tuple[str, list[bytes]],
+) -> None:
+    """pybit notes a subscription's req_id only after sending it, so the exchange's answer can be read
+    first. Here the answer carries a req_id pybit never noted (what the race looks like to it); pybit's
+    own handling raised KeyError and ended the socket for good. The kline after it must still arrive."""
+    url, frames = rogue_exchange
+    frames.extend(
+        [
+            b'{"success":true,"ret_msg":"","op":"subscribe","conn_id":"x","req_id":"not-noted-yet"}',
+            b'{"topic":"kline.1.BTCUSDT","type":"snapshot","ts":1,"data":[{"confirm":true,"open":"1"}]}',
+        ]
+    )
+    venue = BybitVenue(BybitEnv.SIMULATOR, url)
+    fast = await in_own_thread(
+        lambda: venue.websocket("linear", retries=2, restart_on_error=False, socket_class=PublicSocket)
+    )
+    received: list[dict[str, Any]] = []
+    try:
+        fast.kline_stream(interval=1, symbol="BTCUSDT", callback=received.append)
+        await eventually(lambda: bool(received), 20, "the kline after the early answer")
+        assert fast.is_connected() and not fast.exited
+    finally:
+        await asyncio.to_thread(close, fast)
