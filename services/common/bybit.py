@@ -11,6 +11,7 @@ before each WebSocket is built and restored right after.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,6 +22,20 @@ from pybit import unified_trading
 _DEFAULT_PUBLIC_WSS = unified_trading.PUBLIC_WSS
 _DEFAULT_PRIVATE_WSS = unified_trading.PRIVATE_WSS
 _TEMPLATES = threading.Lock()
+log = logging.getLogger("tradebot.bybit")
+
+
+class VenueSocket(unified_trading.WebSocket):
+    """pybit's stream, safe against an early subscription answer. pybit notes a subscription's req_id
+    only after sending it, so a fast answer can be read (on the socket's thread) first: pybit's own
+    handling then raises KeyError and the socket ends for good (seen in CI: a restarted feed got no
+    candle until its liveness check). The answer only informs (pybit logs it); a refusal is logged
+    here, and the callers repair what a missing subscription leaves out."""
+
+    def _process_subscription_message(self, message: dict[str, Any]) -> None:
+        if message.get("success") is False:
+            refusal = {"req_id": message.get("req_id"), "reason": message.get("ret_msg")}
+            log.error("subscription refused", extra=refusal)
 
 
 class BybitEnv(StrEnum):
@@ -79,12 +94,12 @@ class BybitVenue:
         api_key: str | None = None,
         api_secret: str | None = None,
         *,
-        socket_class: type[unified_trading.WebSocket] = unified_trading.WebSocket,
+        socket_class: type[VenueSocket] = VenueSocket,
         **kwargs: Any,
     ) -> unified_trading.WebSocket:
         """A public (`spot`, `linear`, …) or private (`private`) stream with pybit's reconnects.
 
-        `socket_class` may be a subclass of pybit's `WebSocket` (e.g. one with a faster message path);
+        `socket_class` may be a subclass of `VenueSocket` (e.g. one with a faster message path);
         it is built here like pybit's own, so it gets the venue's hosts."""
         private = channel_type == "private"
         with _TEMPLATES:

@@ -19,14 +19,12 @@ See docs/decisions/0021-marketdata-ingest-fast-path.md.
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Any
 
 import orjson
 import websocket
-from pybit.unified_trading import WebSocket
 
-log = logging.getLogger("tradebot.marketdata.socket")
+from services.common.bybit import VenueSocket
 
 
 def parse(frame: bytes | str) -> Any:
@@ -35,7 +33,7 @@ def parse(frame: bytes | str) -> Any:
     return orjson.loads(frame)
 
 
-class PublicSocket(WebSocket):
+class PublicSocket(VenueSocket):
     """A public pybit stream whose kline and ticker messages skip pybit's generic handling."""
 
     # pybit assigns `self.ws` a fresh WebSocketApp on every (re)connect, just before starting the
@@ -64,17 +62,6 @@ class PublicSocket(WebSocket):
                 return
         if not self._is_custom_pong(parsed):
             self.callback(parsed)
-
-    def _process_subscription_message(self, message: dict[str, Any]) -> None:
-        """pybit stores a subscription's req_id only after sending it, so a fast answer can be read (on
-        the socket's thread) before that: pybit's own handling then raises KeyError, and the socket ends
-        for good (seen in CI after a restart: no candle came until the liveness check). The answer only
-        informs: the feed routes messages by topic itself, and repairs whatever a refusal leaves out."""
-        if message.get("success") is False:
-            log.error(
-                "subscription refused",
-                extra={"req_id": message.get("req_id"), "reason": message.get("ret_msg")},
-            )
 
     def _merge_ticker(self, topic: str, message: dict[str, Any]) -> dict[str, Any]:
         """pybit's ticker bookkeeping (snapshot replaces, delta updates) without its deep copy."""
