@@ -34,6 +34,7 @@ from services.exchangesim.accounts import ApiKey
 from services.exchangesim.app import SimConfig, Simulator
 from services.execution import models
 from services.execution.credentials import secret_path
+from services.execution.paper import paper_secret_path
 from services.execution.server import Execution, Settings, build
 from tests.helpers.infra import Infra
 
@@ -344,3 +345,24 @@ class ExecutionProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+def paper_key(infra: Infra, tenant_id: str) -> dict[str, Any] | None:
+    return SecretStore(hvac.Client(url=infra.vault.addr, token=infra.vault.root_token)).read(
+        paper_secret_path(tenant_id)
+    )
+
+
+async def paper_bot(harness: Harness, tenant_id: str, symbol: str) -> Tenant:
+    """A PAPER bot of the tenant; its account is opened on the simulator when the bot appears."""
+    bot = Tenant(tenant_id, unique("b-"), None, symbol)  # type: ignore[arg-type]  # no client keys
+    await harness.execution.tenant_events.on_bot(
+        bot_event(bot, capital="1000", risk_per_trade=0.01, mode=common.TRADING_MODE_PAPER)
+    )
+    return bot
+
+
+def paper_uid(harness: Harness, sim: Simulator, tenant_id: str) -> int:
+    key = paper_key(harness.infra, tenant_id)
+    assert key is not None, "no paper key stored in Vault"
+    return sim.venue.accounts.keys[str(key["api_key"])].uid

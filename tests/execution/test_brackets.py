@@ -6,11 +6,9 @@ exchange cannot be reached."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from tradebot.common.v1 import common_pb2 as common
 from tradebot.strategy.v1 import events_pb2 as sig
 
@@ -36,15 +34,6 @@ from tests.execution.helpers import (
 from tests.helpers.infra import Infra
 
 STOP_GAP, TARGET_GAP = Decimal("2.5"), Decimal("4.5")
-
-
-@pytest.fixture
-async def first(infra: Infra, sim: Simulator) -> AsyncIterator[Harness]:
-    running = await start_harness(infra, sim, EXECUTION_ACCOUNT_STREAMS="true")
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 async def restarted(harness: Harness) -> Harness:
@@ -159,15 +148,15 @@ async def _set_once(first: Harness, sim: Simulator, symbol: str) -> tuple[Tenant
 
 
 async def test_an_unreachable_exchange_keeps_the_entry_levels_until_a_later_reconciliation(
-    first: Harness, sim: Simulator, symbol: str
+    harness: Harness, sim: Simulator, symbol: str
 ) -> None:
-    tenant = await new_tenant(first, symbol)
+    tenant = await new_tenant(harness, symbol)
     await fault(sim, path="/v5/position/trading-stop", kind="http", status=503)
     try:
-        signal = await entry_away_from_the_close(first, sim, tenant)
+        signal = await entry_away_from_the_close(harness, sim, tenant)
         await eventually(lambda: sim_position(sim, tenant) is not None, 20, "position opened")
-        await first.execution.accounts.reconcile(tenant.tenant_id)
-        brackets = first.execution.brackets
+        await harness.execution.accounts.reconcile(tenant.tenant_id)
+        brackets = harness.execution.brackets
         assert brackets is not None and brackets.calls >= 1
         # Every attempt failed: the original levels are in force, and the entry is still to do.
         position = sim_position(sim, tenant)
@@ -175,11 +164,11 @@ async def test_an_unreachable_exchange_keeps_the_entry_levels_until_a_later_reco
             Decimal(signal.stop_loss),
             Decimal(signal.take_profit),
         )
-        assert (await stored_order(first, tenant, signal)).bracket_time is None
+        assert (await stored_order(harness, tenant, signal)).bracket_time is None
     finally:
         await clear_faults(sim)
-    await first.execution.accounts.reconcile(tenant.tenant_id)
-    stop, target = await expected_levels(first, sim_entry(sim, tenant, signal).avg_price, symbol)
+    await harness.execution.accounts.reconcile(tenant.tenant_id)
+    stop, target = await expected_levels(harness, sim_entry(sim, tenant, signal).avg_price, symbol)
     position = sim_position(sim, tenant)
     assert (position.stop_loss, position.take_profit) == (stop, target)
-    assert (await stored_order(first, tenant, signal)).bracket_note == "set"
+    assert (await stored_order(harness, tenant, signal)).bracket_note == "set"

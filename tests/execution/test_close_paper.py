@@ -25,10 +25,11 @@ from tests.execution.helpers import (
     eventually,
     new_tenant,
     outcome,
+    paper_bot,
+    paper_uid,
     price,
     publish,
 )
-from tests.execution.test_paper import paper_bot, paper_uid
 
 PAPER, LIVE = common.TRADING_MODE_PAPER, common.TRADING_MODE_LIVE
 NO_CONTEXT: Any = None

@@ -19,7 +19,6 @@ from services.execution import models
 from services.execution.paper import paper_secret_path
 from tests.execution.helpers import (
     Harness,
-    Tenant,
     as_caller,
     bot_event,
     entry,
@@ -27,6 +26,9 @@ from tests.execution.helpers import (
     exit_signal,
     new_tenant,
     outcome,
+    paper_bot,
+    paper_key,
+    paper_uid,
     publish,
     sim_orders,
     start_harness,
@@ -38,27 +40,6 @@ from tests.helpers.infra import Infra
 PAPER, LIVE = common.TRADING_MODE_PAPER, common.TRADING_MODE_LIVE
 NO_CONTEXT: Any = None
 CENT = Decimal("0.01")
-
-
-def paper_key(infra: Infra, tenant_id: str) -> dict[str, Any] | None:
-    return SecretStore(hvac.Client(url=infra.vault.addr, token=infra.vault.root_token)).read(
-        paper_secret_path(tenant_id)
-    )
-
-
-async def paper_bot(harness: Harness, tenant_id: str, symbol: str) -> Tenant:
-    """A PAPER bot of the tenant; its account is opened on the simulator when the bot appears."""
-    bot = Tenant(tenant_id, unique("b-"), None, symbol)  # type: ignore[arg-type]  # no client keys
-    await harness.execution.tenant_events.on_bot(
-        bot_event(bot, capital="1000", risk_per_trade=0.01, mode=PAPER)
-    )
-    return bot
-
-
-def paper_uid(harness: Harness, sim: Simulator, tenant_id: str) -> int:
-    key = paper_key(harness.infra, tenant_id)
-    assert key is not None, "no paper key stored in Vault"
-    return sim.venue.accounts.keys[str(key["api_key"])].uid
 
 
 async def rows(harness: Harness, model: type[Any], tenant_id: str, mode: str) -> list[Any]:

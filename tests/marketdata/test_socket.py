@@ -129,6 +129,15 @@ async def rogue_exchange() -> AsyncIterator[tuple[str, list[bytes]]]:
         await runner.cleanup()
 
 
+async def rogue_socket(url: str) -> PublicSocket:
+    """The feed's socket on the rogue exchange, giving up (not reconnecting) when pybit errs."""
+    venue = BybitVenue(BybitEnv.SIMULATOR, url)
+    socket: PublicSocket = await in_own_thread(
+        lambda: venue.websocket("linear", retries=2, restart_on_error=False, socket_class=PublicSocket)
+    )
+    return socket
+
+
 @pytest.mark.parametrize("invalid", ["bytes", "lone surrogate"])
 async def test_a_frame_that_is_not_utf8_reaches_no_callback(
     rogue_exchange: tuple[str, list[bytes]], invalid: str
@@ -142,10 +151,7 @@ async def test_a_frame_that_is_not_utf8_reaches_no_callback(
         + b'"}]}'
     )
     frames.extend([good, bad, good])
-    venue = BybitVenue(BybitEnv.SIMULATOR, url)
-    fast = await in_own_thread(
-        lambda: venue.websocket("linear", retries=2, restart_on_error=False, socket_class=PublicSocket)
-    )
+    fast = await rogue_socket(url)
     received: list[dict[str, Any]] = []
     try:
         fast.kline_stream(interval=1, symbol="BTCUSDT", callback=received.append)
@@ -178,10 +184,7 @@ async def test_an_answer_read_before_pybit_noted_its_subscription_keeps_the_sock
             b'{"topic":"kline.1.BTCUSDT","type":"snapshot","ts":1,"data":[{"confirm":true,"open":"1"}]}',
         ]
     )
-    venue = BybitVenue(BybitEnv.SIMULATOR, url)
-    fast = await in_own_thread(
-        lambda: venue.websocket("linear", retries=2, restart_on_error=False, socket_class=PublicSocket)
-    )
+    fast = await rogue_socket(url)
     received: list[dict[str, Any]] = []
     try:
         fast.kline_stream(interval=1, symbol="BTCUSDT", callback=received.append)

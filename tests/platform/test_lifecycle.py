@@ -89,6 +89,19 @@ def test_rpcs_longer_than_the_grace_period_are_cut_off(tmp_path: Path) -> None:
     assert results and results[0] in {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
 
 
+def run_to_exit(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a service that is expected to refuse to start, with `env` over this environment."""
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        check=False,
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize(
     ("module", "variable", "value"),
     [
@@ -99,16 +112,7 @@ def test_rpcs_longer_than_the_grace_period_are_cut_off(tmp_path: Path) -> None:
     ],
 )
 def test_a_malformed_setting_stops_the_service_naming_it(module: str, variable: str, value: str) -> None:
-    env = {**os.environ, variable: value}
-    result = subprocess.run(
-        [sys.executable, "-m", module],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_to_exit(module, {variable: value})
     assert result.returncode == 2
     assert variable in result.stderr
     assert repr(value) in result.stderr
@@ -123,16 +127,8 @@ def test_a_port_another_grpc_server_holds_stops_the_service_naming_it(tmp_path: 
     port = holder.add_insecure_port("127.0.0.1:0")
     holder.start()
     try:
-        env = {**os.environ, "GRPC_PORT": str(port), "READY_FILE": str(tmp_path / "ready.json")}
-        result = subprocess.run(
-            [sys.executable, "-m", "tests.platform.slow_service"],
-            check=False,
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        ready = str(tmp_path / "ready.json")
+        result = run_to_exit("tests.platform.slow_service", {"GRPC_PORT": str(port), "READY_FILE": ready})
         assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
         assert f"GRPC_PORT {port}" in result.stderr and "another process holds it" in result.stderr
         assert "Traceback" not in result.stderr
