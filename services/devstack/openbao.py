@@ -77,7 +77,9 @@ class EmbeddedOpenBao(EmbeddedServer):
             start_new_session=True,
         )
         wait_until(lambda: port_open(self.host, self.port), timeout, "OpenBao", self.proc)
-        client = hvac.Client(url=self.addr, timeout=10)
+        # Initialising raft storage writes and syncs the keyring and the first log entries: on a busy
+        # disk that took longer than 10 s (a CI run of the launcher), so calls get the start's allowance.
+        client = hvac.Client(url=self.addr, timeout=int(timeout))
         init_file = self.data_dir / "init.json"
         if not client.sys.is_initialized():
             result = client.sys.initialize(secret_shares=1, secret_threshold=1)
