@@ -4,13 +4,14 @@ admin-only `tenant_id`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.auth import require_role
 from services.common.context import Principal, Role, current_principal
 from services.common.errors import InvalidArgument
 from services.execution import risk
 from services.execution.accounts import Accounts
+from services.execution.closing import Closer
 from services.execution.events import Events
 from services.execution.instruments import InstrumentCache
 from services.execution.orders import OrderPlacer
@@ -28,6 +29,10 @@ class Deps:
     caps: risk.Limits
     stepup: StepUp
     paper: Accounts | None = None  # PAPER accounts on the simulator (paper.py)
+    closer: Closer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.closer = Closer(self.store, self.placer, self.events)
 
 
 class Base:

@@ -16,6 +16,7 @@ from services.common.convert import time_range
 from services.common.errors import InvalidArgument, PermissionDenied
 from services.execution import convert, models, risk
 from services.execution.accounts import Accounts
+from services.execution.closing import closing_link
 from services.execution.rpc_base import Base
 
 log = logging.getLogger("tradebot.execution.rpc_risk")
@@ -189,16 +190,20 @@ class RiskRpc(Base):
                 "cancel_order", category=order.category, symbol=order.symbol, orderId=order.exchange_order_id
             )
         for position in positions:
-            await client.call(
-                "place_order",
-                category=position.category,
-                symbol=position.symbol,
-                side="Sell" if position.side == "Buy" else "Buy",
-                orderType="Market",
-                qty=convert.text(position.size),
-                reduceOnly=True,
-                positionIdx=position.position_idx,
-            )
+            closing = await self.deps.closer.close(client, position, position.size, closing_link("kill"))
+            if not closing.placement.accepted:
+                # Stored under its orderLinkId: the account stream or the next reconciliation brings
+                # its fate if it reached the exchange; the position is then still open.
+                log.error(
+                    "a kill switch's closing order was not accepted",
+                    extra={
+                        "tenant_id": tenant,
+                        "mode": mode,
+                        "symbol": position.symbol,
+                        "order_link_id": closing.order.order_link_id,
+                        "error": closing.reason or "outcome unknown",
+                    },
+                )
 
     async def ListKillSwitches(
         self, request: pb.ListKillSwitchesRequest, context: Any

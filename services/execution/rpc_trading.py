@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -17,8 +16,8 @@ from services.common.convert import time_range
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.execution import account_book, convert, models
 from services.execution.account_book import Changes
+from services.execution.closing import Closing, closing_link
 from services.execution.exchange import ORDER_NOT_EXISTS, AccountClient, ExchangeError
-from services.execution.orders import LINK_PREFIX, mark_accepted
 from services.execution.rpc_base import Base
 
 LINK_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
@@ -213,10 +212,14 @@ class TradingRpc(Base):
             raise InvalidArgument("must be LIVE or PAPER", field="mode")
         if request.request_id and not LINK_ID.match(request.request_id):
             raise InvalidArgument("must be 1-36 characters of A-Z a-z 0-9 _ -", field="request_id")
-        link = request.request_id or f"{LINK_PREFIX}close-{uuid.uuid4().hex[:24]}"
+        link = request.request_id or closing_link("close")
         existing = await self.deps.store.run(lambda s: account_book.find_order(s, tenant, mode, "", link))
         if existing is not None:
-            return pb.ClosePositionResponse(order=convert.order_pb(existing))
+            if existing.status != "PendingSubmit":
+                return pb.ClosePositionResponse(order=convert.order_pb(existing))
+            # The first request's outcome was not known: follow that order, never send a second one.
+            closing = await self.deps.closer.follow(await self._client(tenant, mode), existing)
+            return self._closed(closing)
         position = await self.deps.store.run(lambda s: s.get(P, (tenant, category, request.symbol, mode)))
         if position is None or not position.size:
             raise NotFound(f"no open {request.symbol} position in your account")
@@ -235,41 +238,15 @@ class TradingRpc(Base):
                     f"{request.qty} rounds down to nothing at the instrument's qty step", field="qty"
                 )
         client = await self._client(tenant, mode)  # PAPER: the tenant's paper account on the simulator
-        now = convert.now()
-        order = models.Order(
-            id=str(uuid.uuid4()),
-            tenant_id=tenant,
-            bot_id=request.bot_id or position.bot_id,
-            order_link_id=link,
-            category=category,
-            symbol=request.symbol,
-            side="Sell" if position.side == "Buy" else "Buy",
-            qty=qty,
-            reduce_only=True,
-            mode=mode,
-            position_idx=position.position_idx,
-            status="PendingSubmit",
-            create_time=now,
-            update_time=now,
-        )
-        await self.deps.store.run(lambda s: s.add(order))
-        placement = await self.deps.placer.place(client, order, maybe_sent=False)
-        if placement.accepted:
-            found = placement.exchange_order or {}
-            row = await self.deps.store.run(mark_accepted(order.id, str(found.get("orderId", ""))))
-            await self.deps.events.order(row)
-            return pb.ClosePositionResponse(order=convert.order_pb(row))
-        if placement.rejected and placement.error is not None:
-            message = placement.error.message
+        return self._closed(await self.deps.closer.close(client, position, qty, link, request.bot_id))
 
-            def rejected(session: Session) -> None:
-                row = session.get(Ord, order.id)
-                if row is not None:
-                    row.status, row.reject_reason = "Rejected", message
-                    session.add(row)
-
-            await self.deps.store.run(rejected)
-            raise FailedPrecondition(f"the exchange rejected the closing order: {message}")
+    @staticmethod
+    def _closed(closing: Closing) -> pb.ClosePositionResponse:
+        if closing.placement.accepted:
+            return pb.ClosePositionResponse(order=convert.order_pb(closing.order))
+        if closing.placement.rejected:
+            raise FailedPrecondition(f"the exchange rejected the closing order: {closing.reason}")
         raise Unavailable(
-            f"the closing order's outcome is not known yet; repeat with request_id {link} to follow it"
+            "the closing order's outcome is not known yet; repeat with request_id"
+            f" {closing.order.order_link_id} to follow it"
         )

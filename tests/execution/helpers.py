@@ -366,3 +366,22 @@ def paper_uid(harness: Harness, sim: Simulator, tenant_id: str) -> int:
     key = paper_key(harness.infra, tenant_id)
     assert key is not None, "no paper key stored in Vault"
     return sim.venue.accounts.keys[str(key["api_key"])].uid
+
+
+def sim_size(sim: Simulator, uid: int, symbol: str) -> Decimal:
+    position = sim.venue.accounts.by_uid[uid].positions.get(symbol)
+    return abs(position.size) if position is not None else Decimal(0)
+
+
+async def stored_size(harness: Harness, tenant_id: str, mode: str) -> Decimal:
+    rows = await harness.rows(models.Position, tenant_id=tenant_id, mode=mode)
+    return rows[0].size if rows else Decimal(0)
+
+
+async def open_position(harness: Harness, sim: Simulator, bot: Tenant, mode: int) -> None:
+    signal = entry(sim, bot, mode=mode)
+    await publish(harness.bus, signal)
+    done = await outcome(harness, bot, signal.id)
+    assert done.outcome == "ORDERED", done.reason
+    name = common.TradingMode.Name(mode).removeprefix("TRADING_MODE_")
+    await eventually(lambda: stored_size(harness, bot.tenant_id, name), 15, f"{name} position stored")
