@@ -53,11 +53,6 @@ def columns(rows: list[Any], names: list[str]) -> dict[str, list[Any]]:
     return {n: [getattr(row, n) for row in rows] for n in names}
 
 
-def ensure_schema(engine: Engine, schema: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-
-
 def alembic_config(migrations: Path, url: str, schema: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations))
@@ -67,13 +62,24 @@ def alembic_config(migrations: Path, url: str, schema: str) -> Config:
 
 
 def migrate(migrations: Path, url: str, schema: str, revision: str = "head") -> None:
-    """Bring `schema` to `revision` with the scripts in `migrations` (idempotent; run at every start)."""
+    """Bring `schema` to `revision` with the scripts in `migrations` (idempotent; run at every start).
+
+    Replicas that start together (a first install, a rollout) take turns on a session advisory lock
+    per schema; without it two of them create the same tables at once and one fails its start."""
     engine = make_engine(url, schema, pool_size=1)
+    key = {"key": f"tradebot.migrate.{schema}"}
     try:
-        ensure_schema(engine, schema)
+        with engine.connect() as lock:
+            lock.execute(text("select pg_advisory_lock(hashtext(:key))"), key)
+            try:
+                lock.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                lock.commit()
+                command.upgrade(alembic_config(migrations, url, schema), revision)
+            finally:
+                lock.execute(text("select pg_advisory_unlock(hashtext(:key))"), key)
+                lock.commit()
     finally:
         engine.dispose()
-    command.upgrade(alembic_config(migrations, url, schema), revision)
 
 
 def run_migrations_env(metadata: MetaData | None) -> None:

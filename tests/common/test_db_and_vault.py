@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,6 +36,23 @@ def test_migrations_create_the_schema_are_idempotent_and_keep_their_version_in_i
         ).scalars()
         assert set(tables) == {"ledger_entry", "alembic_version"}
     assert version == "0001"
+    engine.dispose()
+
+
+def test_replicas_starting_together_migrate_one_after_another(infra: Infra) -> None:
+    """Several replicas of a service (tenants, dashboard) start at once on a first install: each runs
+    the migrations at start, and none may fail on a table or schema another is creating."""
+    schema = f"svc_{uuid.uuid4().hex[:8]}"
+    # Processes, as replicas are (Alembic's migration context is one per process).
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+        runs = [pool.submit(migrate, MIGRATIONS, infra.postgres.url, schema) for _ in range(4)]
+        errors = [run.exception(timeout=60) for run in runs]
+    assert errors == [None] * 4
+    engine = make_engine(infra.postgres.url, schema)
+    with engine.begin() as conn:
+        assert conn.execute(text(f'select version_num from "{schema}".alembic_version')).scalars().all() == [
+            "0001"
+        ]
     engine.dispose()
 
 
