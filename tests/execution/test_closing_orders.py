@@ -21,6 +21,7 @@ from services.execution.rpc_risk import FLATTENING
 from tests.execution.helpers import (
     LINEAR,
     Harness,
+    Tenant,
     as_caller,
     clear_faults,
     eventually,
@@ -35,13 +36,18 @@ LIVE = common.TRADING_MODE_LIVE
 NO_CONTEXT: Any = None
 
 
+async def with_live_position(harness: Harness, sim: Simulator, symbol: str) -> Tenant:
+    tenant = await new_tenant(harness, symbol)
+    await open_position(harness, sim, tenant, LIVE)
+    assert sim_size(sim, tenant.key.uid, symbol) > 0
+    return tenant
+
+
 async def test_a_kill_switch_closes_with_a_stored_order_and_follows_a_lost_answer(
     harness: Harness, sim: Simulator, symbol: str
 ) -> None:
-    tenant = await new_tenant(harness, symbol)
-    await open_position(harness, sim, tenant, LIVE)
+    tenant = await with_live_position(harness, sim, symbol)
     uid = tenant.key.uid
-    assert sim_size(sim, uid, symbol) > 0
     adopted = harness.execution.servicer.deps.placer.adopted
     # The exchange takes the closing order and its answer never comes back.
     await fault(sim, kind="accept_timeout", delay_ms=3000, count=1, path="/v5/order/create")
@@ -81,8 +87,7 @@ async def test_a_kill_switch_closes_with_a_stored_order_and_follows_a_lost_answe
 async def test_close_position_repeated_after_an_unknown_outcome_follows_the_first_order(
     harness: Harness, sim: Simulator, symbol: str
 ) -> None:
-    tenant = await new_tenant(harness, symbol)
-    await open_position(harness, sim, tenant, LIVE)
+    tenant = await with_live_position(harness, sim, symbol)
     uid = tenant.key.uid
     request = pb.ClosePositionRequest(
         category=LINEAR, symbol=symbol, mode=LIVE, request_id=f"close-{uuid.uuid4().hex[:12]}"
