@@ -3,7 +3,9 @@ first order) and periodically (what a dropped stream may have lost).
 
 Order of work: executions since the last one known (fills, stop-loss/take-profit exits, funding),
 then orders still open here or there, then positions and the wallet. Orders the platform did not
-place are stored as external and left alone. Every difference is logged, counted by kind and, for
+place are stored as external and left alone. A closing order (no signal) that no placement attempt
+resolved is looked up by its orderLinkId and, when the exchange never got it, marked Rejected. Every
+difference is logged, counted by kind and, for
 positions, recorded as a risk event.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
@@ -27,9 +29,15 @@ CATEGORIES = ("linear",)
 OVERLAP_MS = 60_000  # re-read a minute before the last known execution: repeats are dropped by execId
 
 
+NEVER_SENT = "never reached the exchange: it has no order with this orderLinkId"
+
+
 class Reconciler:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, unsent_after_seconds: float = 120.0) -> None:
         self.store = store
+        # A closing order still PENDING_SUBMIT this long after it was stored has outlived every
+        # attempt to place it (the order deadline plus one call's timeout): it is settled here.
+        self.unsent_after = timedelta(seconds=unsent_after_seconds)
         self.differences: collections.Counter[str] = collections.Counter()
 
     async def run(self, tenant_id: str, mode: str, client: AccountClient) -> Changes:
@@ -54,11 +62,51 @@ class Reconciler:
                 "get_order_history", category=order.category, orderId=order.exchange_order_id
             )
             settled += [{**row, "category": order.category} for row in result.get("list", [])]
+        never_sent = []
+        cutoff = convert.now() - self.unsent_after
+        open_links = {str(row.get("orderLinkId", "")) for row in open_orders}
+        for order in await self.store.run(lambda s: _unsent_closings(s, tenant_id, mode, cutoff)):
+            if order.order_link_id in open_links:
+                continue  # open on the exchange: applied with the open orders
+            result = await client.call(
+                "get_order_history",
+                category=order.category,
+                symbol=order.symbol,
+                orderLinkId=order.order_link_id,
+            )
+            rows = [r for r in result.get("list", []) if r.get("orderLinkId") == order.order_link_id]
+            settled += [{**row, "category": order.category} for row in rows]
+            if not rows:
+                never_sent.append(order.id)
         positions = await client.pages("get_positions", category="linear", settleCoin="USDT", limit=200)
         wallet = await client.call("get_wallet_balance", accountType="UNIFIED")
-        return await self.store.run(
-            lambda s: self._apply(s, tenant_id, mode, executions, open_orders + settled, positions, wallet)
-        )
+
+        orders = open_orders + settled
+
+        def apply(session: Session) -> Changes:
+            changes = self._apply(session, tenant_id, mode, executions, orders, positions, wallet)
+            self._never_sent(session, tenant_id, mode, never_sent, changes)
+            return changes
+
+        return await self.store.run(apply)
+
+    def _never_sent(
+        self, session: Session, tenant_id: str, mode: str, order_ids: list[str], changes: Changes
+    ) -> None:
+        for order_id in order_ids:
+            order = session.get(models.Order, order_id)
+            if order is None or order.status != "PendingSubmit":
+                continue  # settled meanwhile (its stream message, or a ClosePosition repeat)
+            order.status, order.reject_reason = "Rejected", NEVER_SENT
+            order.revision += 1
+            order.update_time = convert.now()
+            session.add(order)
+            changes.orders.append(order)
+            self.differences["closing_order_never_sent"] += 1
+            log.warning(
+                "a closing order never reached the exchange",
+                extra={"tenant_id": tenant_id, "mode": mode, "order_link_id": order.order_link_id},
+            )
 
     def _apply(
         self,
@@ -160,6 +208,24 @@ def _unsettled_orders(session: Session, tenant_id: str, mode: str) -> list[model
                 Ord.mode == mode,
                 Ord.exchange_order_id != "",
                 Ord.status.in_(("Created", "New", "PartiallyFilled", "Untriggered")),  # type: ignore[attr-defined]
+            )
+        ).all()
+    )
+
+
+def _unsent_closings(session: Session, tenant_id: str, mode: str, cutoff: datetime) -> list[models.Order]:
+    """Closing orders (no signal: a signal's order is settled by its redelivery, intake.py) stored
+    before `cutoff` that the exchange never acknowledged."""
+    Ord = models.Order
+    return list(
+        session.exec(
+            select(Ord).where(
+                Ord.tenant_id == tenant_id,
+                Ord.mode == mode,
+                Ord.status == "PendingSubmit",
+                Ord.signal_id == "",
+                Ord.exchange_order_id == "",
+                Ord.create_time < cutoff,
             )
         ).all()
     )

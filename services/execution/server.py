@@ -228,7 +228,9 @@ async def build(settings: Settings, bus: Bus | None, stepup: StepUp | None = Non
         brackets.notice(changes)  # an entry that has just filled gets its fill-based stop and target
 
     workers = StreamWorkers(store, publish)
-    reconciler = Reconciler(store)
+    reconciler = Reconciler(
+        store, settings.execution_order_deadline_seconds + settings.execution_order_timeout_seconds + 5
+    )
     accounts = Accounts(
         venue=venue,
         exchange=exchange,

@@ -17,6 +17,7 @@ from services.common.context import Role
 from services.common.errors import Unavailable
 from services.exchangesim.app import Simulator
 from services.execution import models
+from services.execution.reconcile import NEVER_SENT
 from services.execution.rpc_risk import FLATTENING
 from tests.execution.helpers import (
     LINEAR,
@@ -112,3 +113,36 @@ async def test_close_position_repeated_after_an_unknown_outcome_follows_the_firs
     again = await harness.execution.servicer.ClosePosition(request, NO_CONTEXT)
     assert again.order.id == pending[0].id
     assert len([o for o in await sim_orders(sim, tenant) if o["reduceOnly"]]) == 1
+
+
+async def test_a_kill_switchs_closing_order_that_never_reached_the_exchange_is_settled(
+    harness: Harness, sim: Simulator, symbol: str
+) -> None:
+    """Every send hangs until the placement's deadline passes: the order stays PENDING_SUBMIT, and a
+    reconciliation after the deadline finds no such order on the exchange and says so on the row."""
+    tenant = await with_live_position(harness, sim, symbol)
+    await fault(sim, kind="hang", delay_ms=2500, count=100, path="/v5/order/create")
+    switch = pb.SetKillSwitchRequest(
+        scope=pb.KILL_SWITCH_SCOPE_TENANT, engaged=True, reason="drill", close_positions=True
+    )
+    as_caller(tenant.tenant_id, Role.TRADER)
+    await harness.execution.servicer.SetKillSwitch(switch, NO_CONTEXT)
+    try:
+        await asyncio.wait_for(asyncio.gather(*FLATTENING), 30)
+        pending = await harness.rows(models.Order, tenant_id=tenant.tenant_id, reduce_only=True)
+        assert [o.status for o in pending] == ["PendingSubmit"]
+        await clear_faults(sim)
+
+        async def settled() -> models.Order | None:
+            rows = await harness.rows(models.Order, id=pending[0].id)
+            return rows[0] if rows[0].status != "PendingSubmit" else None
+
+        row = await eventually(settled, 40, "the unsent closing order settled by reconciliation")
+        assert row.status == "Rejected" and row.reject_reason == NEVER_SENT
+        assert not [o for o in await sim_orders(sim, tenant) if o["reduceOnly"]]
+        assert sim_size(sim, tenant.key.uid, symbol) > 0  # still open: the client sees it was not closed
+    finally:
+        await clear_faults(sim)
+        as_caller(tenant.tenant_id, Role.TRADER)
+        switch.engaged, switch.close_positions = False, False
+        await harness.execution.servicer.SetKillSwitch(switch, NO_CONTEXT)
