@@ -4,9 +4,8 @@ first order) and periodically (what a dropped stream may have lost).
 Order of work: executions since the last one known (fills, stop-loss/take-profit exits, funding),
 then orders still open here or there, then positions and the wallet. Orders the platform did not
 place are stored as external and left alone. A closing order (no signal) that no placement attempt
-resolved is looked up by its orderLinkId and, when the exchange never got it, marked Rejected. Every
-difference is logged, counted by kind and, for
-positions, recorded as a risk event.
+resolved is looked up by its orderLinkId and, when the exchange never got it, marked Rejected.
+Every difference is logged, counted by kind and, for positions, recorded as a risk event.
 """
 
 from __future__ import annotations
