@@ -27,6 +27,7 @@ from services.execution.brackets import Brackets
 from services.execution.credentials import ApiKey, CredentialCache
 from services.execution.events import Events
 from services.execution.exchange import INVALID_KEY, AccountClient, Exchange, ExchangeError
+from services.execution.flatten import Flattener
 from services.execution.reconcile import Reconciler
 from services.execution.store import Store
 
@@ -71,6 +72,8 @@ class Accounts:
         self._erased: set[str] = set()  # tenants whose data was deleted (data_rights.py)
         # Moves filled entries' stop and target to the fill after each reconciliation (brackets.py).
         self.brackets: Brackets | None = None
+        # Closes again what an engaged close_positions kill switch still finds open (flatten.py).
+        self.flattener: Flattener | None = None
 
     def _state(self, tenant_id: str) -> TenantAccount:
         return self.tenants.setdefault(tenant_id, TenantAccount())
@@ -166,6 +169,15 @@ class Accounts:
             except Exception as error:  # the entries stay pending; the next reconciliation retries
                 log.warning(
                     "fill-based stop and target not set yet: %s",
+                    getattr(error, "message", type(error).__name__),
+                    extra={"tenant_id": tenant_id, "mode": self.mode},
+                )
+        if self.flattener is not None:
+            try:
+                await self.flattener.keep_flat(client, tenant_id, self.mode)
+            except Exception as error:  # logged; the next reconciliation tries again
+                log.warning(
+                    "closing positions under a kill switch failed: %s",
                     getattr(error, "message", type(error).__name__),
                     extra={"tenant_id": tenant_id, "mode": self.mode},
                 )

@@ -208,6 +208,7 @@ def kill_switch_pb(row: models.KillSwitchRow) -> pb.KillSwitch:
         tenant_id=row.tenant_id,
         bot_id=row.bot_id,
         engaged=row.engaged,
+        close_positions=row.close_positions,
         reason=row.reason,
         changed_by=row.changed_by,
         change_time=stamp(row.change_time),

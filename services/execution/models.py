@@ -191,6 +191,9 @@ class KillSwitchRow(Model, table=True):
     tenant_id: str = Field(primary_key=True, default="")
     bot_id: str = Field(primary_key=True, default="")
     engaged: bool = False
+    # Engaged to flatten: positions in scope are closed, and closed again while it stays engaged
+    # (flatten.py).
+    close_positions: bool = False
     reason: str = ""
     changed_by: str = ""
     change_time: datetime = _ts(False)

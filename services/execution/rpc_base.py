@@ -13,6 +13,7 @@ from services.execution import risk
 from services.execution.accounts import Accounts
 from services.execution.closing import Closer
 from services.execution.events import Events
+from services.execution.flatten import Flattener
 from services.execution.instruments import InstrumentCache
 from services.execution.orders import OrderPlacer
 from services.execution.stepup import StepUp
@@ -30,9 +31,11 @@ class Deps:
     stepup: StepUp
     paper: Accounts | None = None  # PAPER accounts on the simulator (paper.py)
     closer: Closer = field(init=False)
+    flattener: Flattener = field(init=False)
 
     def __post_init__(self) -> None:
         self.closer = Closer(self.store, self.placer, self.events)
+        self.flattener = Flattener(self.store, self.closer)
 
 
 class Base:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, or_, select
 from tradebot.execution.v1 import events_pb2 as ev
 from tradebot.execution.v1 import execution_service_pb2 as pb
 
@@ -16,7 +16,7 @@ from services.common.convert import time_range
 from services.common.errors import InvalidArgument, PermissionDenied
 from services.execution import convert, models, risk
 from services.execution.accounts import Accounts
-from services.execution.closing import closing_link
+from services.execution.flatten import in_scope
 from services.execution.rpc_base import Base
 
 log = logging.getLogger("tradebot.execution.rpc_risk")
@@ -134,6 +134,7 @@ class RiskRpc(Base):
                 tenant_id=tenant,
                 bot_id=request.bot_id,
                 engaged=request.engaged,
+                close_positions=request.engaged and request.close_positions and scope != "GLOBAL",
                 reason=request.reason,
                 changed_by=caller.user_id,
                 change_time=convert.now(),
@@ -164,46 +165,12 @@ class RiskRpc(Base):
                 )
 
     async def _flatten_account(self, accounts: Accounts, tenant: str, bot_id: str, mode: str) -> None:
-        Ord, P = models.Order, models.Position
-
-        def scope(session: Session) -> tuple[list[models.Order], list[models.Position]]:
-            orders = select(Ord).where(
-                Ord.tenant_id == tenant,
-                Ord.mode == mode,
-                col(Ord.status).in_(("New", "PartiallyFilled", "Untriggered")),
-                col(Ord.external).is_(False),
-            )
-            positions = select(P).where(P.tenant_id == tenant, P.size != 0, P.mode == mode)
-            if bot_id:
-                orders, positions = orders.where(Ord.bot_id == bot_id), positions.where(P.bot_id == bot_id)
-            return list(session.exec(orders).all()), list(session.exec(positions).all())
-
-        orders, positions = await self.deps.store.run(scope)
+        orders, positions, _ = await self.deps.store.run(lambda s: in_scope(s, tenant, mode, bot_id))
         if not orders and not positions and tenant not in accounts.tenants:
             return  # never traded on this account: in particular, no paper account is opened for it
-        client = await accounts.ensure_ready(tenant)
-        if client is None:
-            return
-        orders, positions = await self.deps.store.run(scope)  # as reconciliation left them
-        for order in orders:
-            await client.call(
-                "cancel_order", category=order.category, symbol=order.symbol, orderId=order.exchange_order_id
-            )
-        for position in positions:
-            closing = await self.deps.closer.close(client, position, position.size, closing_link("kill"))
-            if not closing.placement.accepted:
-                # Stored under its orderLinkId: the account stream or the next reconciliation brings
-                # its fate if it reached the exchange; the position is then still open.
-                log.error(
-                    "a kill switch's closing order was not accepted",
-                    extra={
-                        "tenant_id": tenant,
-                        "mode": mode,
-                        "symbol": position.symbol,
-                        "order_link_id": closing.order.order_link_id,
-                        "error": closing.reason or "outcome unknown",
-                    },
-                )
+        client = await accounts.ensure_ready(tenant)  # reconciled: the scope is read as it left it
+        if client is not None:
+            await self.deps.flattener.flatten(client, tenant, mode, bot_id)
 
     async def ListKillSwitches(
         self, request: pb.ListKillSwitchesRequest, context: Any

@@ -295,6 +295,7 @@ async def build(settings: Settings, bus: Bus | None, stepup: StepUp | None = Non
     )
     ExecutionMetrics(intake, placer, reconciler, exchange.budget, workers)
     deps = Deps(store, accounts, placer, instruments, events, caps, stepup or StepUp(), paper)
+    accounts.flattener = paper.flattener = deps.flattener
     return Execution(
         settings=settings,
         store=store,

@@ -115,12 +115,14 @@ async def test_close_position_repeated_after_an_unknown_outcome_follows_the_firs
     assert len([o for o in await sim_orders(sim, tenant) if o["reduceOnly"]]) == 1
 
 
-async def test_a_kill_switchs_closing_order_that_never_reached_the_exchange_is_settled(
+async def test_a_kill_switch_keeps_closing_until_flat_and_settles_an_order_that_never_got_through(
     harness: Harness, sim: Simulator, symbol: str
 ) -> None:
-    """Every send hangs until the placement's deadline passes: the order stays PENDING_SUBMIT, and a
-    reconciliation after the deadline finds no such order on the exchange and says so on the row."""
+    """Every send hangs until the placement's deadline passes: the closing order stays PENDING_SUBMIT.
+    A reconciliation after the deadline finds no such order on the exchange and says so on the row;
+    the switch, still engaged, then closes the position with a new order. Once released, it does not."""
     tenant = await with_live_position(harness, sim, symbol)
+    uid = tenant.key.uid
     await fault(sim, kind="hang", delay_ms=2500, count=100, path="/v5/order/create")
     switch = pb.SetKillSwitchRequest(
         scope=pb.KILL_SWITCH_SCOPE_TENANT, engaged=True, reason="drill", close_positions=True
@@ -129,20 +131,26 @@ async def test_a_kill_switchs_closing_order_that_never_reached_the_exchange_is_s
     await harness.execution.servicer.SetKillSwitch(switch, NO_CONTEXT)
     try:
         await asyncio.wait_for(asyncio.gather(*FLATTENING), 30)
-        pending = await harness.rows(models.Order, tenant_id=tenant.tenant_id, reduce_only=True)
-        assert [o.status for o in pending] == ["PendingSubmit"]
+        first = await harness.rows(models.Order, tenant_id=tenant.tenant_id, reduce_only=True)
+        assert [o.status for o in first] == ["PendingSubmit"]
+        listed = await harness.execution.servicer.ListKillSwitches(pb.ListKillSwitchesRequest(), NO_CONTEXT)
+        assert [(s.engaged, s.close_positions) for s in listed.kill_switches] == [(True, True)]
         await clear_faults(sim)
 
-        async def settled() -> models.Order | None:
-            rows = await harness.rows(models.Order, id=pending[0].id)
-            return rows[0] if rows[0].status != "PendingSubmit" else None
-
-        row = await eventually(settled, 40, "the unsent closing order settled by reconciliation")
-        assert row.status == "Rejected" and row.reject_reason == NEVER_SENT
-        assert not [o for o in await sim_orders(sim, tenant) if o["reduceOnly"]]
-        assert sim_size(sim, tenant.key.uid, symbol) > 0  # still open: the client sees it was not closed
+        await eventually(lambda: sim_size(sim, uid, symbol) == 0, 60, "position closed by a later attempt")
+        closing = await harness.rows(models.Order, tenant_id=tenant.tenant_id, reduce_only=True)
+        rows = {o.id: o for o in closing}
+        assert rows[first[0].id].status == "Rejected" and rows[first[0].id].reject_reason == NEVER_SENT
+        placed = [o for o in await sim_orders(sim, tenant) if o["reduceOnly"]]
+        assert len(placed) == 1 and placed[0]["orderLinkId"].startswith("tb-kill-")
+        assert placed[0]["orderLinkId"] in {o.order_link_id for o in rows.values()}
     finally:
         await clear_faults(sim)
         as_caller(tenant.tenant_id, Role.TRADER)
         switch.engaged, switch.close_positions = False, False
         await harness.execution.servicer.SetKillSwitch(switch, NO_CONTEXT)
+
+    # Released: a new position stays open through several reconciliations (every 2 s here).
+    await open_position(harness, sim, tenant, LIVE)
+    await asyncio.sleep(6)
+    assert sim_size(sim, uid, symbol) > 0
