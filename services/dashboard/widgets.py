@@ -191,7 +191,8 @@ def outcomes() -> None:
 
 def stop_all(user: session.UserSession) -> None:
     """The tenant kill switch, one tap from every page: it acts at once (an emergency has no undo);
-    users with TOTP add their code, which the platform requires for it."""
+    users with TOTP add their code, which the platform requires for it. Ticking "close my positions"
+    also flattens the account, and execution keeps closing what is still open until it is released."""
     api = session.api()
     if tenant_switch_engaged(api):
         st.error("Emergency stop is on: no bot of yours trades until it is released (Bots page).")
@@ -199,7 +200,10 @@ def stop_all(user: session.UserSession) -> None:
     code = ""
     if user.user.totp_enabled:
         code = st.text_input("Code for stop-all", key="stop_all_code", max_chars=6, placeholder="TOTP code")
-    if st.button("STOP ALL BOTS", key="stop_all", use_container_width=True, help="Tenant kill switch"):
+    pressed = st.button("STOP ALL BOTS", key="stop_all", use_container_width=True, help="Tenant kill switch")
+    # Below the button, so the button keeps its place in the first screen on a phone.
+    flatten = st.checkbox("Also close my positions", key="stop_all_close")
+    if pressed:
         with shown_errors():
             api.execution.SetKillSwitch(
                 ex.SetKillSwitchRequest(
@@ -207,6 +211,7 @@ def stop_all(user: session.UserSession) -> None:
                     engaged=True,
                     reason=f"emergency stop-all from the dashboard by {user.user.email}",
                     totp_code=code,
+                    close_positions=flatten,
                 )
             )
             st.rerun()

@@ -170,6 +170,25 @@ def test_overview_shows_each_bots_pnl_today_and_in_total(dash: Slice, app_env: N
     assert (row["bot"], row["PnL today"], row["PnL total"]) == ("steady", "+0.00", "+0.00"), row
 
 
+def test_stop_all_can_also_close_positions(dash: Slice, app_env: None) -> None:
+    owner = dash.new_tenant("flatten")
+    app = open_page(owner, "overview")
+    app.checkbox(key="stop_all_close").check().run()
+    next(b for b in app.button if b.key == "stop_all").click().run()
+    assert not app.exception, app.exception
+    with grpc.insecure_channel(dash.address("execution")) as channel:
+        switches = (
+            ex_rpc.ExecutionServiceStub(channel)
+            .ListKillSwitches(ex.ListKillSwitchesRequest(), metadata=owner.meta, timeout=10)
+            .kill_switches
+        )
+    assert [(s.scope, s.engaged, s.close_positions) for s in switches] == [
+        (ex.KILL_SWITCH_SCOPE_TENANT, True, True)
+    ]
+    app = open_page(owner, "bots")
+    assert "Open positions are being closed until it is released." in texts(app), texts(app)
+
+
 def test_a_service_that_is_down_is_named_in_a_sentence_on_every_page(
     dash: Slice, app_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

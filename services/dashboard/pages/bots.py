@@ -170,7 +170,9 @@ def kill_switch_panel() -> None:
         if not switch.engaged:
             continue
         scope = widgets.label(ex.KillSwitchScope, switch.scope)
-        st.error(f"Kill switch ({scope}) is on since {widgets.when(switch.change_time)}: {switch.reason}")
+        closing = " Open positions are being closed until it is released." if switch.close_positions else ""
+        since = widgets.when(switch.change_time)
+        st.error(f"Kill switch ({scope}) is on since {since}: {switch.reason.rstrip('.')}.{closing}")
         if switch.scope == ex.KILL_SWITCH_SCOPE_TENANT and user.can_trade:
             if st.button("Release the emergency stop", key="release"):
                 widgets.ask_confirmation("release")
