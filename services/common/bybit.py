@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -25,17 +26,35 @@ _TEMPLATES = threading.Lock()
 log = logging.getLogger("tradebot.bybit")
 
 
+CALLBACK_WAIT_SECONDS = 1.0
+
+
 class VenueSocket(unified_trading.WebSocket):
-    """pybit's stream, safe against an early subscription answer. pybit notes a subscription's req_id
-    only after sending it, so a fast answer can be read (on the socket's thread) first: pybit's own
-    handling then raises KeyError and the socket ends for good (seen in CI: a restarted feed got no
-    candle until its liveness check). The answer only informs (pybit logs it); a refusal is logged
-    here, and the callers repair what a missing subscription leaves out."""
+    """pybit's stream, safe against a fast exchange. pybit notes a subscription's req_id and the
+    topic's callback only after sending the subscription, so the answer, or the topic's first data,
+    can be read (on the socket's thread) first: pybit's own handling then raises KeyError and the
+    socket ends (seen in CI: a restarted feed got no candle until its liveness check; a test's stream
+    was down when the simulator dropped connections). The answer only informs (pybit logs it); a
+    refusal is logged here, and the callers repair what a missing subscription leaves out. Data waits
+    for its callback, which the subscribing thread registers a moment later."""
 
     def _process_subscription_message(self, message: dict[str, Any]) -> None:
         if message.get("success") is False:
             refusal = {"req_id": message.get("req_id"), "reason": message.get("ret_msg")}
             log.error("subscription refused", extra=refusal)
+
+    def _get_callback(self, topic: str) -> Any:
+        deadline = time.monotonic() + CALLBACK_WAIT_SECONDS
+        while (callback := self.callback_directory.get(topic)) is None:
+            if time.monotonic() > deadline:  # not being subscribed: nobody asked for this topic
+                log.warning("message for a topic nobody subscribed to dropped", extra={"topic": topic})
+                return _drop
+            time.sleep(0.001)  # lets the subscribing thread finish registering it
+        return callback
+
+
+def _drop(message: Any) -> None:
+    return None
 
 
 class BybitEnv(StrEnum):

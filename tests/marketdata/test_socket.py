@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from aiohttp import WSMsgType, web
 from pybit.unified_trading import WebSocket
 
-from services.common.bybit import BybitEnv, BybitVenue
+from services.common.bybit import BybitEnv, BybitVenue, VenueSocket
 from services.exchangesim.app import Simulator
 from services.marketdata.socket import PublicSocket
 from tests.marketdata.helpers import eventually
@@ -192,3 +193,33 @@ async def test_an_answer_read_before_pybit_noted_its_subscription_keeps_the_sock
         assert fast.is_connected() and not fast.exited
     finally:
         await asyncio.to_thread(close, fast)
+
+
+class SlowToRegister(VenueSocket):
+    """pybit registers a topic's callback after sending the subscription; here that takes a while, as
+    it can when the subscribing thread waits for the GIL, so the exchange's first data comes first."""
+
+    def _set_callback(self, topic: str, callback_function: Callable[..., Any]) -> None:
+        time.sleep(0.3)
+        super()._set_callback(topic, callback_function)
+
+
+async def test_data_read_before_pybit_registered_its_callback_still_arrives(
+    rogue_exchange: tuple[str, list[bytes]],
+) -> None:
+    """Every stream's socket (execution's private ones too) waits for the callback; pybit's own
+    handling raised KeyError on the socket's thread and the socket ended."""
+    url, frames = rogue_exchange
+    kline = b'{"topic":"kline.1.BTCUSDT","type":"snapshot","ts":1,"data":[{"confirm":true,"open":"1"}]}'
+    frames.append(kline)
+    venue = BybitVenue(BybitEnv.SIMULATOR, url)
+    slow: SlowToRegister = await in_own_thread(
+        lambda: venue.websocket("linear", retries=2, restart_on_error=False, socket_class=SlowToRegister)
+    )
+    received: list[dict[str, Any]] = []
+    try:
+        await in_own_thread(lambda: slow.kline_stream(interval=1, symbol="BTCUSDT", callback=received.append))
+        await eventually(lambda: bool(received), 20, "the kline read before its callback was registered")
+        assert received[0]["ts"] == 1 and slow.is_connected() and not slow.exited
+    finally:
+        await asyncio.to_thread(close, slow)
