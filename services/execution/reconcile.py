@@ -15,7 +15,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from tradebot.execution.v1 import events_pb2 as ev
 
 from services.execution import account_book, convert, models, risk
@@ -25,6 +25,7 @@ from services.execution.store import Store
 
 log = logging.getLogger("tradebot.execution.reconcile")
 CATEGORIES = ("linear",)
+Ord = models.Order
 OVERLAP_MS = 60_000  # re-read a minute before the last known execution: repeats are dropped by execId
 
 
@@ -199,35 +200,27 @@ class Reconciler:
 
 def _unsettled_orders(session: Session, tenant_id: str, mode: str) -> list[models.Order]:
     """Orders we believe open that the exchange may have finished while we were away."""
-    Ord = models.Order
-    return list(
-        session.exec(
-            select(Ord).where(
-                Ord.tenant_id == tenant_id,
-                Ord.mode == mode,
-                Ord.exchange_order_id != "",
-                Ord.status.in_(("Created", "New", "PartiallyFilled", "Untriggered")),  # type: ignore[attr-defined]
-            )
-        ).all()
-    )
+    open_here = col(Ord.status).in_(("Created", "New", "PartiallyFilled", "Untriggered"))
+    return _orders(session, tenant_id, mode, Ord.exchange_order_id != "", open_here)
 
 
 def _unsent_closings(session: Session, tenant_id: str, mode: str, cutoff: datetime) -> list[models.Order]:
     """Closing orders (no signal: a signal's order is settled by its redelivery, intake.py) stored
     before `cutoff` that the exchange never acknowledged."""
-    Ord = models.Order
-    return list(
-        session.exec(
-            select(Ord).where(
-                Ord.tenant_id == tenant_id,
-                Ord.mode == mode,
-                Ord.status == "PendingSubmit",
-                Ord.signal_id == "",
-                Ord.exchange_order_id == "",
-                Ord.create_time < cutoff,
-            )
-        ).all()
+    return _orders(
+        session,
+        tenant_id,
+        mode,
+        Ord.status == "PendingSubmit",
+        Ord.signal_id == "",
+        Ord.exchange_order_id == "",
+        Ord.create_time < cutoff,
     )
+
+
+def _orders(session: Session, tenant_id: str, mode: str, *conditions: Any) -> list[models.Order]:
+    query = select(Ord).where(Ord.tenant_id == tenant_id, Ord.mode == mode, *conditions)
+    return list(session.exec(query).all())
 
 
 def last_reconcile(session: Session, tenant_id: str, mode: str) -> datetime | None:

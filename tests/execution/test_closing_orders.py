@@ -44,6 +44,15 @@ async def with_live_position(harness: Harness, sim: Simulator, symbol: str) -> T
     return tenant
 
 
+async def switch(harness: Harness, tenant: Tenant, *, engaged: bool) -> None:
+    """The tenant's kill switch, engaged to close positions, or released."""
+    request = pb.SetKillSwitchRequest(
+        scope=pb.KILL_SWITCH_SCOPE_TENANT, engaged=engaged, reason="drill", close_positions=engaged
+    )
+    as_caller(tenant.tenant_id, Role.TRADER)
+    await harness.execution.servicer.SetKillSwitch(request, NO_CONTEXT)
+
+
 async def test_a_kill_switch_closes_with_a_stored_order_and_follows_a_lost_answer(
     harness: Harness, sim: Simulator, symbol: str
 ) -> None:
@@ -52,11 +61,7 @@ async def test_a_kill_switch_closes_with_a_stored_order_and_follows_a_lost_answe
     adopted = harness.execution.servicer.deps.placer.adopted
     # The exchange takes the closing order and its answer never comes back.
     await fault(sim, kind="accept_timeout", delay_ms=3000, count=1, path="/v5/order/create")
-    switch = pb.SetKillSwitchRequest(
-        scope=pb.KILL_SWITCH_SCOPE_TENANT, engaged=True, reason="drill", close_positions=True
-    )
-    as_caller(tenant.tenant_id, Role.TRADER)
-    await harness.execution.servicer.SetKillSwitch(switch, NO_CONTEXT)
+    await switch(harness, tenant, engaged=True)
     try:
         await eventually(lambda: sim_size(sim, uid, symbol) == 0, 30, "position closed on the exchange")
         closing = [o for o in await sim_orders(sim, tenant) if o["reduceOnly"]]
@@ -80,9 +85,7 @@ async def test_a_kill_switch_closes_with_a_stored_order_and_follows_a_lost_answe
         assert link in [o.order_link_id for o in listed.orders]
     finally:
         await clear_faults(sim)
-        as_caller(tenant.tenant_id, Role.TRADER)
-        switch.engaged, switch.close_positions = False, False
-        await harness.execution.servicer.SetKillSwitch(switch, NO_CONTEXT)
+        await switch(harness, tenant, engaged=False)
 
 
 async def test_close_position_repeated_after_an_unknown_outcome_follows_the_first_order(
@@ -124,11 +127,7 @@ async def test_a_kill_switch_keeps_closing_until_flat_and_settles_an_order_that_
     tenant = await with_live_position(harness, sim, symbol)
     uid = tenant.key.uid
     await fault(sim, kind="hang", delay_ms=2500, count=100, path="/v5/order/create")
-    switch = pb.SetKillSwitchRequest(
-        scope=pb.KILL_SWITCH_SCOPE_TENANT, engaged=True, reason="drill", close_positions=True
-    )
-    as_caller(tenant.tenant_id, Role.TRADER)
-    await harness.execution.servicer.SetKillSwitch(switch, NO_CONTEXT)
+    await switch(harness, tenant, engaged=True)
     try:
         await asyncio.wait_for(asyncio.gather(*FLATTENING), 30)
         first = await harness.rows(models.Order, tenant_id=tenant.tenant_id, reduce_only=True)
@@ -146,9 +145,7 @@ async def test_a_kill_switch_keeps_closing_until_flat_and_settles_an_order_that_
         assert placed[0]["orderLinkId"] in {o.order_link_id for o in rows.values()}
     finally:
         await clear_faults(sim)
-        as_caller(tenant.tenant_id, Role.TRADER)
-        switch.engaged, switch.close_positions = False, False
-        await harness.execution.servicer.SetKillSwitch(switch, NO_CONTEXT)
+        await switch(harness, tenant, engaged=False)
 
     # Released: a new position stays open through several reconciliations (every 2 s here).
     await open_position(harness, sim, tenant, LIVE)
