@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -29,7 +30,31 @@ class EmbeddedServer:
             stop_process(self.proc)
 
 
+LISTEN_PORTS_FROM = 10_000  # below: well-known and registered services' ports
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux's default if unknown)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port a server can listen on now, chosen below the kernel's ephemeral range. A port the kernel
+    hands out for binding to 0 comes from that range, which is also where every outgoing connection
+    of every process here gets its local port: a port picked there and bound a moment later by a
+    starting server can be taken in between (seen in CI: a service found its port held by another
+    process's connection). Random, so that concurrent pickers rarely meet; the kernel's pick if the
+    range below is crowded or absent."""
+    low, _ = ephemeral_ports()
+    if low - LISTEN_PORTS_FROM >= 1000:
+        for _ in range(200):
+            port = random.randrange(LISTEN_PORTS_FROM, low)
+            if bindable(host, port) and not port_open(host, port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

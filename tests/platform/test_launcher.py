@@ -18,6 +18,7 @@ from services.devstack import platform
 from services.devstack.openbao import EmbeddedOpenBao
 from services.devstack.platform import REPO
 from services.devstack.postgres import EmbeddedPostgres
+from services.devstack.processes import LISTEN_PORTS_FROM, bindable, ephemeral_ports, free_port
 
 # Two launches, the first until the demo's first trade: on a loaded machine more than the default.
 pytestmark = pytest.mark.timeout(900)
@@ -134,3 +135,14 @@ def test_the_services_get_distinct_ports_when_the_kernel_hands_one_out_twice(
     assert len(set(ports)) == len(ports) == 5, ports
     addresses = {k: v for k, v in services[0].env.items() if k.endswith("_ADDR")}
     assert sorted(int(a.rsplit(":", 1)[1]) for a in addresses.values()) == sorted(ports[:4])
+
+
+def test_free_ports_lie_below_the_range_outgoing_connections_take_theirs_from() -> None:
+    """The kernel gives every outgoing connection a local port from its ephemeral range; a listening
+    port picked there can be taken by one between the pick and the server's bind (it happened in CI:
+    marketdata exited, its port held by another process). Picks come from below that range, free."""
+    low, _ = ephemeral_ports()
+    ports = {free_port() for _ in range(50)}
+    assert all(LISTEN_PORTS_FROM <= port < low for port in ports), sorted(ports)
+    assert len(ports) > 40  # random, so concurrent pickers rarely meet
+    assert all(bindable("127.0.0.1", port) for port in ports)
