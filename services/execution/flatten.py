@@ -11,6 +11,7 @@ not an action one administrator takes for all tenants.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 
@@ -30,10 +31,17 @@ class Flattener:
     def __init__(self, store: Store, closer: Closer) -> None:
         self.store = store
         self.closer = closer
+        # One flattening of an account at a time (the switch's own and a reconciliation's), so each
+        # sees the other's closing orders as in flight.
+        self._accounts: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def flatten(self, client: AccountClient, tenant_id: str, mode: str, bot_id: str = "") -> None:
         """Cancel the platform's open orders and close the positions of the tenant's account of `mode`
         (or of one bot). Failures are logged; the next reconciliation tries again if a switch asks."""
+        async with self._accounts.setdefault((tenant_id, mode), asyncio.Lock()):
+            await self._flatten(client, tenant_id, mode, bot_id)
+
+    async def _flatten(self, client: AccountClient, tenant_id: str, mode: str, bot_id: str) -> None:
         orders, positions, closing = await self.store.run(lambda s: in_scope(s, tenant_id, mode, bot_id))
         for order in orders:
             await client.call(
