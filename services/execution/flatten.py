@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from services.execution import models
 from services.execution.closing import Closer, closing_link
-from services.execution.exchange import AccountClient
+from services.execution.exchange import AccountClient, ExchangeError
 from services.execution.store import Store
 
 log = logging.getLogger("tradebot.execution.flatten")
@@ -44,9 +44,19 @@ class Flattener:
     async def _flatten(self, client: AccountClient, tenant_id: str, mode: str, bot_id: str) -> None:
         orders, positions, closing = await self.store.run(lambda s: in_scope(s, tenant_id, mode, bot_id))
         for order in orders:
-            await client.call(
-                "cancel_order", category=order.category, symbol=order.symbol, orderId=order.exchange_order_id
-            )
+            try:
+                await client.call(
+                    "cancel_order",
+                    category=order.category,
+                    symbol=order.symbol,
+                    orderId=order.exchange_order_id,
+                )
+            except ExchangeError as error:  # e.g. filled meanwhile: the positions are closed regardless
+                log.warning(
+                    "a kill switch could not cancel an order: %s",
+                    error.message,
+                    extra={"tenant_id": tenant_id, "mode": mode, "order_id": order.id},
+                )
         for position in positions:
             if (position.category, position.symbol) in closing:
                 continue  # its closing order is still on its way: never a second one

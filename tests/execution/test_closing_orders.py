@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from tests.execution.helpers import (
     fault,
     new_tenant,
     open_position,
+    price,
     sim_orders,
     sim_size,
 )
@@ -151,3 +153,40 @@ async def test_a_kill_switch_keeps_closing_until_flat_and_settles_an_order_that_
     await open_position(harness, sim, tenant, LIVE)
     await asyncio.sleep(6)
     assert sim_size(sim, uid, symbol) > 0
+
+
+async def test_an_order_that_cannot_be_cancelled_does_not_stop_the_closing(
+    harness: Harness, sim: Simulator, symbol: str
+) -> None:
+    """The exchange answers "order not exists" to the cancel of a resting order (filled or cancelled
+    meanwhile); the kill switch still closes the position."""
+    tenant = await with_live_position(harness, sim, symbol)
+    client = await harness.execution.accounts.ensure_ready(tenant.tenant_id)
+    assert client is not None
+    link = f"tb-rest-{uuid.uuid4().hex[:12]}"
+    await client.call(
+        "place_order",
+        category="linear",
+        symbol=symbol,
+        side="Buy",
+        orderType="Limit",
+        qty=str(sim_size(sim, tenant.key.uid, symbol)),
+        price=str((price(sim, symbol) / 2).quantize(Decimal("0.01"))),
+        timeInForce="GTC",
+        orderLinkId=link,
+        positionIdx=0,
+    )
+
+    async def resting_stored() -> bool:
+        rows = await harness.rows(models.Order, tenant_id=tenant.tenant_id, order_link_id=link)
+        return bool(rows) and rows[0].status == "New"
+
+    await eventually(resting_stored, 20, "resting order stored")
+    await fault(sim, kind="error", code=110001, count=1, path="/v5/order/cancel")
+    await switch(harness, tenant, engaged=True)
+    try:
+        await asyncio.wait_for(asyncio.gather(*FLATTENING), 30)
+        assert sim_size(sim, tenant.key.uid, symbol) == 0
+    finally:
+        await clear_faults(sim)
+        await switch(harness, tenant, engaged=False)
