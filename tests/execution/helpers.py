@@ -385,3 +385,30 @@ async def open_position(harness: Harness, sim: Simulator, bot: Tenant, mode: int
     assert done.outcome == "ORDERED", done.reason
     name = common.TradingMode.Name(mode).removeprefix("TRADING_MODE_")
     await eventually(lambda: stored_size(harness, bot.tenant_id, name), 15, f"{name} position stored")
+
+
+async def resting_order(
+    harness: Harness, sim: Simulator, client: Any, tenant_id: str, uid: int, mode: str, symbol: str
+) -> str:
+    """A resting limit buy of the platform's (its orderLinkId prefix) far below the market, for the
+    size of the account's position, once the service has stored it as open and not external."""
+    link = f"tb-rest-{uuid.uuid4().hex[:12]}"
+    await client.call(
+        "place_order",
+        category="linear",
+        symbol=symbol,
+        side="Buy",
+        orderType="Limit",
+        qty=str(sim_size(sim, uid, symbol)),
+        price=str((price(sim, symbol) / 2).quantize(Decimal("0.01"))),
+        timeInForce="GTC",
+        orderLinkId=link,
+        positionIdx=0,
+    )
+
+    async def stored() -> bool:
+        rows = await harness.rows(models.Order, tenant_id=tenant_id, mode=mode, order_link_id=link)
+        return bool(rows) and rows[0].status == "New" and not rows[0].external
+
+    await eventually(stored, 20, "resting order stored as the platform's")
+    return link

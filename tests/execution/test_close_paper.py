@@ -5,7 +5,6 @@ on the simulator, while the tenant's LIVE account is left as it is (and the othe
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from tests.execution.helpers import (
     open_position,
     paper_bot,
     paper_uid,
-    price,
+    resting_order,
     sim_size,
     stored_size,
 )
@@ -136,26 +135,7 @@ async def test_kill_switch_closing_positions_flattens_the_paper_account(
     # A resting paper order of the platform's (its orderLinkId prefix), far below the market.
     client = await harness.execution.paper.ensure_ready(tenant)
     assert client is not None
-    link = f"tb-rest-{uuid.uuid4().hex[:12]}"
-    below = (price(sim, symbol) / 2).quantize(Decimal("0.01"))
-    await client.call(
-        "place_order",
-        category="linear",
-        symbol=symbol,
-        side="Buy",
-        orderType="Limit",
-        qty=str(sim_size(sim, uid, symbol)),
-        price=str(below),
-        timeInForce="GTC",
-        orderLinkId=link,
-        positionIdx=0,
-    )
-
-    async def resting_stored() -> bool:
-        rows = await harness.rows(models.Order, tenant_id=tenant, mode="PAPER", order_link_id=link)
-        return bool(rows) and rows[0].status == "New" and not rows[0].external
-
-    await eventually(resting_stored, 20, "resting paper order stored as the platform's")
+    link = await resting_order(harness, sim, client, tenant, uid, "PAPER", symbol)
     switch = pb.SetKillSwitchRequest(
         scope=pb.KILL_SWITCH_SCOPE_TENANT, engaged=True, reason="drill", close_positions=True
     )

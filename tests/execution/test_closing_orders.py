@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -30,7 +29,7 @@ from tests.execution.helpers import (
     fault,
     new_tenant,
     open_position,
-    price,
+    resting_order,
     sim_orders,
     sim_size,
 )
@@ -163,25 +162,7 @@ async def test_an_order_that_cannot_be_cancelled_does_not_stop_the_closing(
     tenant = await with_live_position(harness, sim, symbol)
     client = await harness.execution.accounts.ensure_ready(tenant.tenant_id)
     assert client is not None
-    link = f"tb-rest-{uuid.uuid4().hex[:12]}"
-    await client.call(
-        "place_order",
-        category="linear",
-        symbol=symbol,
-        side="Buy",
-        orderType="Limit",
-        qty=str(sim_size(sim, tenant.key.uid, symbol)),
-        price=str((price(sim, symbol) / 2).quantize(Decimal("0.01"))),
-        timeInForce="GTC",
-        orderLinkId=link,
-        positionIdx=0,
-    )
-
-    async def resting_stored() -> bool:
-        rows = await harness.rows(models.Order, tenant_id=tenant.tenant_id, order_link_id=link)
-        return bool(rows) and rows[0].status == "New"
-
-    await eventually(resting_stored, 20, "resting order stored")
+    await resting_order(harness, sim, client, tenant.tenant_id, tenant.key.uid, "LIVE", symbol)
     await fault(sim, kind="error", code=110001, count=1, path="/v5/order/cancel")
     await switch(harness, tenant, engaged=True)
     try:
