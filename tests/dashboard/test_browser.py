@@ -15,6 +15,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,28 @@ class Steps:
     def says(self, text: str | re.Pattern[str]) -> None:
         expect(self.page.get_by_text(text).first).to_be_visible(timeout=WAIT_MS)
 
+    def sign_in(self, member: Member) -> None:
+        """Fill the sign-in form and wait for the overview."""
+        form = self.page.get_by_test_id("stForm")
+        form.get_by_label("Email", exact=True).fill(member.email)
+        form.get_by_label("Password", exact=True).fill(PASSWORD)
+        self.button("Sign in", form).click()
+        expect(self.main().get_by_role("heading", name="Overview", exact=True)).to_be_visible(timeout=WAIT_MS)
+
+
+@contextmanager
+def browsing(browser: Browser, name: str, viewport: ViewportSize, **options: Any) -> Iterator[Steps]:
+    """A fresh browser context on one page; a screenshot named "failure" if the steps fail."""
+    context = browser.new_context(viewport=viewport, device_scale_factor=1, **options)
+    steps = Steps(context.new_page(), name)
+    try:
+        yield steps
+    except Exception:
+        steps.shot("failure")
+        raise
+    finally:
+        context.close()
+
 
 def simulator_account(dash: Slice) -> dict[str, Any]:
     return open_account(dash.simulator, "browser test")
@@ -220,22 +243,15 @@ def latest_orders(steps: Steps) -> Locator:
 @pytest.mark.parametrize("width", list(VIEWPORTS))
 def test_a_client_runs_a_bot_from_the_browser(dash: Slice, browser: Browser, width: str) -> None:
     owner = dash.new_tenant(f"browser-{width}")
-    context = browser.new_context(viewport=VIEWPORTS[width], device_scale_factor=1)
-    page = context.new_page()
-    steps = Steps(page, width)
-    try:
+    with browsing(browser, width, VIEWPORTS[width]) as steps:
+        page = steps.page
         # Sign in.
         page.goto(dash.dashboard_url, wait_until="domcontentloaded")
         steps.says("Sign in to Tradebot")
         steps.shot("sign-in")
-        form = page.get_by_test_id("stForm")
-        form.get_by_label("Email", exact=True).fill(owner.email)
-        form.get_by_label("Password", exact=True).fill(PASSWORD)
-        steps.button("Sign in", form).click()
+        steps.sign_in(owner)
 
         # The overview of the new tenant: no bots, no orders, the emergency stop within reach.
-        heading = steps.main().get_by_role("heading", name="Overview", exact=True)
-        expect(heading).to_be_visible(timeout=WAIT_MS)
         steps.says("No paper bots yet: create one on the Bots page.")
         steps.says("No orders yet.")
         expect(steps.button("STOP ALL BOTS")).to_be_in_viewport()
@@ -352,28 +368,16 @@ def test_a_client_runs_a_bot_from_the_browser(dash: Slice, browser: Browser, wid
         steps.says("Emergency stop is on")
         assert tenant_switch_on(dash, owner)
         steps.shot("stopped-all")
-    except Exception:
-        steps.shot("failure")
-        raise
-    finally:
-        context.close()
 
 
 def test_an_owner_downloads_their_data_and_deletes_the_account(dash: Slice, browser: Browser) -> None:
     """The data rights end to end in a browser: the JSON file really downloads, and after the typed
     name the organisation is gone and the browser is back on the sign-in page with the reason."""
     owner = dash.new_tenant("leaving-browser")
-    context = browser.new_context(viewport=VIEWPORTS["desktop"], device_scale_factor=1, accept_downloads=True)
-    page = context.new_page()
-    steps = Steps(page, "data-rights")
-    try:
+    with browsing(browser, "data-rights", VIEWPORTS["desktop"], accept_downloads=True) as steps:
+        page = steps.page
         page.goto(dash.dashboard_url, wait_until="domcontentloaded")
-        form = page.get_by_test_id("stForm")
-        form.get_by_label("Email", exact=True).fill(owner.email)
-        form.get_by_label("Password", exact=True).fill(PASSWORD)
-        steps.button("Sign in", form).click()
-        overview = steps.main().get_by_role("heading", name="Overview", exact=True)
-        expect(overview).to_be_visible(timeout=WAIT_MS)
+        steps.sign_in(owner)
         steps.go("Account")
         page.get_by_role("tab", name="Your data").click()
         steps.settle()
@@ -400,11 +404,6 @@ def test_an_owner_downloads_their_data_and_deletes_the_account(dash: Slice, brow
         steps.shot("account-deleted")
         with pytest.raises(grpc.RpcError):
             dash.tenants.GetMe(pb.GetMeRequest(), metadata=owner.meta, timeout=10)
-    except Exception:
-        steps.shot("failure")
-        raise
-    finally:
-        context.close()
 
 
 def owner_tenant_name(dash: Slice, owner: Member) -> str:
