@@ -70,7 +70,7 @@ class Accounts:
         self._background: set[asyncio.Task[None]] = set()
         self._stopped = False  # no background work is started once stopping has begun
         self._erased: set[str] = set()  # tenants whose data was deleted (data_rights.py)
-        # Moves filled entries' stop and target to the fill after each reconciliation (brackets.py).
+        # Moves filled entries' stop and target to the fill (brackets.py).
         self.brackets: Brackets | None = None
         # Closes again what an engaged close_positions kill switch still finds open (flatten.py).
         self.flattener: Flattener | None = None
@@ -163,21 +163,20 @@ class Accounts:
                 return
             changes = await self.reconciler.run(tenant_id, self.mode, client)
         await self.events.changes(changes)
-        if self.brackets is not None:
+        # After every reconciliation (each retries what the last one left undone): fill-based stops
+        # and targets, and closing what an engaged close_positions kill switch still finds open.
+        for what, step in (
+            ("fill-based stop and target not set yet", self.brackets),
+            ("closing positions under a kill switch failed", self.flattener),
+        ):
+            if step is None:
+                continue
             try:
-                await self.brackets.settle(tenant_id, self.mode, client)
-            except Exception as error:  # the entries stay pending; the next reconciliation retries
-                log.warning(
-                    "fill-based stop and target not set yet: %s",
-                    getattr(error, "message", type(error).__name__),
-                    extra={"tenant_id": tenant_id, "mode": self.mode},
-                )
-        if self.flattener is not None:
-            try:
-                await self.flattener.keep_flat(client, tenant_id, self.mode)
+                await step.settle(tenant_id, self.mode, client)
             except Exception as error:  # logged; the next reconciliation tries again
                 log.warning(
-                    "closing positions under a kill switch failed: %s",
+                    "%s: %s",
+                    what,
                     getattr(error, "message", type(error).__name__),
                     extra={"tenant_id": tenant_id, "mode": self.mode},
                 )

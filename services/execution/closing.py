@@ -72,10 +72,8 @@ class Closer:
         return await self._place(client, order, maybe_sent=False)
 
     async def follow(self, client: AccountClient, order: models.Order) -> Closing:
-        """An earlier closing order whose outcome was not known: look it up first, send it only if the
-        exchange never got it."""
-        if order.status != "PendingSubmit":
-            return Closing(order, Placement(True, {"orderId": order.exchange_order_id}))
+        """An earlier closing order still PENDING_SUBMIT (its outcome was not known): look it up first,
+        send it only if the exchange never got it."""
         return await self._place(client, order, maybe_sent=True)
 
     async def _place(self, client: AccountClient, order: models.Order, *, maybe_sent: bool) -> Closing:

@@ -73,7 +73,7 @@ class Flattener:
                     },
                 )
 
-    async def keep_flat(self, client: AccountClient, tenant_id: str, mode: str) -> None:
+    async def settle(self, tenant_id: str, mode: str, client: AccountClient) -> None:
         """After a reconciliation: flatten again what an engaged close_positions switch still finds open."""
 
         def wanted(session: Session) -> list[str]:
