@@ -81,12 +81,9 @@ class OrderPlacer:
         """The exchange's record of the order with this orderLinkId: open orders first, then history."""
         self.lookups += 1
         for method in ("get_open_orders", "get_order_history"):
-            result = await client.call(
-                method, category=order.category, symbol=order.symbol, orderLinkId=order.order_link_id
-            )
-            for row in result.get("list", []):
-                if row.get("orderLinkId") == order.order_link_id:
-                    return dict(row)
+            rows = await by_link(client, method, order)
+            if rows:
+                return rows[0]
         return None
 
     async def place(self, client: AccountClient, order: models.Order, *, maybe_sent: bool) -> Placement:
@@ -143,6 +140,14 @@ class OrderPlacer:
             return  # our own budget's business, not a sign the exchange is failing
         if self.breaker.failure(account):
             log.warning("circuit breaker tripped", extra={"account": account, "error": error.message})
+
+
+async def by_link(client: AccountClient, method: str, order: models.Order) -> list[dict[str, Any]]:
+    """The exchange's rows of `method` (open orders or order history) with the order's orderLinkId."""
+    result = await client.call(
+        method, category=order.category, symbol=order.symbol, orderLinkId=order.order_link_id
+    )
+    return [dict(row) for row in result.get("list", []) if row.get("orderLinkId") == order.order_link_id]
 
 
 def mark_accepted(order_id: str, exchange_order_id: str) -> Any:

@@ -21,15 +21,14 @@ from tradebot.execution.v1 import events_pb2 as ev
 from services.execution import account_book, convert, models, risk
 from services.execution.account_book import Changes
 from services.execution.exchange import AccountClient
+from services.execution.orders import by_link
 from services.execution.store import Store
 
 log = logging.getLogger("tradebot.execution.reconcile")
 CATEGORIES = ("linear",)
-Ord = models.Order
 OVERLAP_MS = 60_000  # re-read a minute before the last known execution: repeats are dropped by execId
-
-
 NEVER_SENT = "never reached the exchange: it has no order with this orderLinkId"
+Ord = models.Order
 
 
 class Reconciler:
@@ -68,19 +67,12 @@ class Reconciler:
         for order in await self.store.run(lambda s: _unsent_closings(s, tenant_id, mode, cutoff)):
             if order.order_link_id in open_links:
                 continue  # open on the exchange: applied with the open orders
-            result = await client.call(
-                "get_order_history",
-                category=order.category,
-                symbol=order.symbol,
-                orderLinkId=order.order_link_id,
-            )
-            rows = [r for r in result.get("list", []) if r.get("orderLinkId") == order.order_link_id]
+            rows = await by_link(client, "get_order_history", order)
             settled += [{**row, "category": order.category} for row in rows]
             if not rows:
                 never_sent.append(order.id)
         positions = await client.pages("get_positions", category="linear", settleCoin="USDT", limit=200)
         wallet = await client.call("get_wallet_balance", accountType="UNIFIED")
-
         orders = open_orders + settled
 
         def apply(session: Session) -> Changes:
