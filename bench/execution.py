@@ -287,6 +287,7 @@ def main() -> None:
             simulator.terminate()
     from bench.results import write_result
 
+    machine = machine_cpu(ours, floor)
     write_result(
         "execution",
         {
@@ -325,11 +326,11 @@ def main() -> None:
                 "baseline": baseline["exchange_cpu_ms_per_order"],
                 "ratio": round(baseline["exchange_cpu_ms_per_order"] / ours["exchange_cpu_ms_per_order"], 2),
             },
-            "machine_cpu_ms_per_signal": machine_cpu(ours, floor),
+            "machine_cpu_ms_per_signal": machine,
             "baseline_is": "the same service handling signals one at a time (EXECUTION_CONCURRENCY=1)",
         },
     )
-    cpu_chart(ours, floor)
+    cpu_chart(machine, floor)
 
 
 PARTS = ("service", "exchange", "postgres", "nats", "publisher")
@@ -362,17 +363,17 @@ def machine_cpu(run: dict[str, float], floor: float) -> dict[str, Any]:
     }
 
 
-def cpu_chart(run: dict[str, float], floor: float) -> None:
-    """bench/results/execution_cpu.png: the burst's CPU per signal by process, stacked, against the
-    two goals' budgets."""
+def cpu_chart(figures: dict[str, Any], floor: float) -> None:
+    """bench/results/execution_cpu.png: the burst's CPU per signal by process (`machine_cpu`),
+    stacked, against the two goals' budgets."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     from bench.results import RESULTS
 
-    figures = machine_cpu(run, floor)
     colours = {name: f"C{n}" for n, name in enumerate((*PARTS, "pybit"))}  # matplotlib's default cycle
     rows = {
         "this run": [(name, figures[name]) for name in PARTS],
@@ -389,8 +390,6 @@ def cpu_chart(run: dict[str, float], floor: float) -> None:
     for budget, label in (("budget_all_within_1s", "all within 1 s"), ("budget_p99_500ms", "p99 <= 500 ms")):
         ax.axvline(figures[budget], linestyle="--", color="black")
         ax.text(figures[budget], 1.42, f" {label}", va="bottom", fontsize=8)
-    from matplotlib.patches import Patch
-
     ax.legend(
         handles=[Patch(color=colours[name], label=name) for name in ("pybit", *PARTS)],
         loc="upper center",
