@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Mapping
+from typing import Protocol
 
 from sqlmodel import Session, col, select
 
@@ -27,22 +29,58 @@ Ord, P, K = models.Order, models.Position, models.KillSwitchRow
 OPEN = ("PendingSubmit", "Created", "New", "PartiallyFilled", "Untriggered")
 
 
+class AccountSource(Protocol):
+    """One mode's accounts (accounts.Accounts), as far as flattening needs them."""
+
+    @property
+    def tenants(self) -> Mapping[str, object]: ...
+
+    async def ensure_ready(self, tenant_id: str) -> AccountClient | None: ...
+
+
 class Flattener:
-    def __init__(self, store: Store, closer: Closer) -> None:
+    def __init__(self, store: Store, closer: Closer, accounts: Mapping[str, AccountSource | None]) -> None:
         self.store = store
         self.closer = closer
+        self.accounts = accounts  # by mode: LIVE, PAPER
         # One flattening of an account at a time (the switch's own and a reconciliation's), so each
         # sees the other's closing orders as in flight.
-        self._accounts: dict[tuple[str, str], asyncio.Lock] = {}
+        self._flattening: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def engaged(self, tenant_id: str, bot_id: str = "") -> None:
+        """A switch was just engaged with close_positions: flatten its scope on the LIVE and the PAPER
+        account alike (one account's failure is logged and does not spare the other)."""
+        for mode, accounts in self.accounts.items():
+            if accounts is None:
+                continue
+            try:
+                orders, positions, _ = await self._scope(tenant_id, mode, bot_id)
+                if not orders and not positions and tenant_id not in accounts.tenants:
+                    continue  # never traded on this account: in particular, no paper account is opened
+                client = await accounts.ensure_ready(tenant_id)  # reconciled: the scope as it left it
+                if client is not None:
+                    await self.flatten(client, tenant_id, mode, bot_id)
+            except Exception:
+                log.exception(
+                    "closing positions after a kill switch failed",
+                    extra={"tenant_id": tenant_id, "mode": mode},
+                )
 
     async def flatten(self, client: AccountClient, tenant_id: str, mode: str, bot_id: str = "") -> None:
         """Cancel the platform's open orders and close the positions of the tenant's account of `mode`
         (or of one bot). Failures are logged; the next reconciliation tries again if a switch asks."""
-        async with self._accounts.setdefault((tenant_id, mode), asyncio.Lock()):
+        async with self._flattening.setdefault((tenant_id, mode), asyncio.Lock()):
             await self._flatten(client, tenant_id, mode, bot_id)
 
+    async def _scope(
+        self, tenant_id: str, mode: str, bot_id: str
+    ) -> tuple[list[models.Order], list[models.Position], set[tuple[str, str]]]:
+        return await self.store.run(
+            functools.partial(in_scope, tenant_id=tenant_id, mode=mode, bot_id=bot_id)
+        )
+
     async def _flatten(self, client: AccountClient, tenant_id: str, mode: str, bot_id: str) -> None:
-        orders, positions, closing = await self.store.run(lambda s: in_scope(s, tenant_id, mode, bot_id))
+        orders, positions, closing = await self._scope(tenant_id, mode, bot_id)
         for order in orders:
             try:
                 await client.call(
@@ -86,8 +124,7 @@ class Flattener:
         if "" in scopes:
             scopes = [""]  # the tenant's switch covers every bot's
         for bot_id in scopes:
-            read = functools.partial(in_scope, tenant_id=tenant_id, mode=mode, bot_id=bot_id)
-            _, positions, closing = await self.store.run(read)
+            _, positions, closing = await self._scope(tenant_id, mode, bot_id)
             if any((p.category, p.symbol) not in closing for p in positions):
                 log.warning(
                     "positions still open under a kill switch; closing them again",

@@ -35,7 +35,7 @@ class Deps:
 
     def __post_init__(self) -> None:
         self.closer = Closer(self.store, self.placer, self.events)
-        self.flattener = Flattener(self.store, self.closer)
+        self.flattener = Flattener(self.store, self.closer, {"LIVE": self.accounts, "PAPER": self.paper})
 
 
 class Base:

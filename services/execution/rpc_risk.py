@@ -15,8 +15,6 @@ from services.common.context import Principal, Role
 from services.common.convert import time_range
 from services.common.errors import InvalidArgument, PermissionDenied
 from services.execution import convert, models, risk
-from services.execution.accounts import Accounts
-from services.execution.flatten import in_scope
 from services.execution.rpc_base import Base
 
 log = logging.getLogger("tradebot.execution.rpc_risk")
@@ -146,31 +144,10 @@ class RiskRpc(Base):
         row = await self.deps.store.run(save)
         await self.deps.events.risk(event)
         if request.engaged and request.close_positions and scope != "GLOBAL":
-            task = asyncio.create_task(self._flatten(tenant, request.bot_id))
+            task = asyncio.create_task(self.deps.flattener.engaged(tenant, request.bot_id))
             FLATTENING.add(task)
             task.add_done_callback(FLATTENING.discard)
         return pb.SetKillSwitchResponse(kill_switch=convert.kill_switch_pb(row))
-
-    async def _flatten(self, tenant: str, bot_id: str) -> None:
-        """Cancel open orders and close positions in scope, on the LIVE and the PAPER account alike
-        (best effort; failures are logged, and one account's failure does not spare the other)."""
-        for mode, accounts in (("LIVE", self.deps.accounts), ("PAPER", self.deps.paper)):
-            if accounts is None:
-                continue
-            try:
-                await self._flatten_account(accounts, tenant, bot_id, mode)
-            except Exception:
-                log.exception(
-                    "closing positions after a kill switch failed", extra={"tenant_id": tenant, "mode": mode}
-                )
-
-    async def _flatten_account(self, accounts: Accounts, tenant: str, bot_id: str, mode: str) -> None:
-        orders, positions, _ = await self.deps.store.run(lambda s: in_scope(s, tenant, mode, bot_id))
-        if not orders and not positions and tenant not in accounts.tenants:
-            return  # never traded on this account: in particular, no paper account is opened for it
-        client = await accounts.ensure_ready(tenant)  # reconciled: the scope is read as it left it
-        if client is not None:
-            await self.deps.flattener.flatten(client, tenant, mode, bot_id)
 
     async def ListKillSwitches(
         self, request: pb.ListKillSwitchesRequest, context: Any
